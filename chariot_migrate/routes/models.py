@@ -194,11 +194,3 @@ class RoutesFile(_Strict):
             if kind not in ("header", "jwt", "query") or not name:
                 raise ValueError(f"bucket_by entry {item!r} must be header:NAME, jwt:CLAIM or query:NAME")
         return v
-
-    @model_validator(mode="after")
-    def _cross_refs(self) -> RoutesFile:
-        for i, r in enumerate(self.routes):
-            if r.service not in self.services:
-                known = ", ".join(sorted(self.services)) or "none"
-                raise ValueError(f"routes[{i}].service: unknown service {r.service!r} (known: {known})")
-        return self

@@ -1,0 +1,22 @@
+"""The ``chariot-migrate`` command: one Typer app, one module per command group."""
+
+from __future__ import annotations
+
+import typer
+
+from . import proxy_cmd, rollout_cmd
+from .routes_cmd import routes_app
+
+app = typer.Typer(
+    name="chariot-migrate",
+    help="Move a Lambda API onto containers, one service at a time, without customers noticing.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+app.add_typer(routes_app, name="routes")
+proxy_cmd.register(app)
+rollout_cmd.register(app)
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,34 @@
+"""proxy, example-upstream."""
+
+from __future__ import annotations
+
+import typer
+
+from .common import RoutesOpt, StateOpt, friendly_errors, routes_path
+
+
+def register(app: typer.Typer) -> None:
+    @app.command()
+    @friendly_errors
+    def proxy(routes: str = RoutesOpt, state: str = StateOpt,
+              host: str = typer.Option("127.0.0.1", help="public bind address (keep loopback unless behind a LB)"),
+              port: int = typer.Option(8000, help="public port (0 = any free port)"),
+              admin_host: str = typer.Option("127.0.0.1"),
+              admin_port: int = typer.Option(8001, help="admin API port (0 = any free port)"),
+              workers: int = typer.Option(1, min=1, max=64),
+              access_log: bool = typer.Option(True, help="one JSON line per request on stderr"),
+              ready_file: str = typer.Option(None, help="also write the listening ports here as JSON")) -> None:
+        """Run the strangler proxy (public port) and its admin API (admin port)."""
+        from ..proxy.server import ProxyOptions, serve
+
+        serve(ProxyOptions(routes=routes_path(routes), state=state, host=host, port=port, admin_host=admin_host,
+                           admin_port=admin_port, workers=workers, access_log=access_log, ready_file=ready_file))
+
+    @app.command("example-upstream")
+    def example_upstream(name: str = typer.Argument("echo", help="side name echoed back, e.g. legacy or new"),
+                         host: str = typer.Option("127.0.0.1"), port: int = typer.Option(0),
+                         workers: int = typer.Option(1)) -> None:
+        """A tiny echo server that answers with what it received (demos, tests, benchmarks)."""
+        from ..examples.echo import serve_echo
+
+        serve_echo(name, host, port, workers)

@@ -1,0 +1,34 @@
+"""routes validate / routes show."""
+
+from __future__ import annotations
+
+import typer
+from rich.table import Table
+
+from ..routes.loader import load_table
+from .common import console, friendly_errors
+
+routes_app = typer.Typer(help="Inspect and validate routes.yaml.", no_args_is_help=True)
+
+
+@routes_app.command("validate")
+@friendly_errors
+def validate(path: str = typer.Argument("routes.yaml")) -> None:
+    """Check PATH; exit 1 with a one-line message naming the line if anything is wrong."""
+    t = load_table(path)
+    console.print(f"{path}: ok — {len(t.routes)} routes, {len(t.config.services)} services")
+
+
+@routes_app.command("show")
+@friendly_errors
+def show(path: str = typer.Argument("routes.yaml")) -> None:
+    """Print the route table: which service owns which route, and the legacy function behind it."""
+    t = load_table(path)
+    table = Table(title=str(path))
+    for col in ("methods", "path", "match", "service", "legacy function", "public"):
+        table.add_column(col)
+    for r in t.routes:
+        m = t.config.routes[r.index].match
+        table.add_row(",".join(sorted(r.methods)), r.template, "" if m.is_empty() else r.id.split(" ", 2)[-1],
+                      r.service, r.function or "-", "yes" if r.public else "")
+    console.print(table)

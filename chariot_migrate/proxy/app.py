@@ -1,0 +1,330 @@
+"""The strangler proxy's hot path: a raw ASGI app (no framework routing — it costs ~40 %).
+
+normalise path → read body (limit) → match route → bucket key → pick side → forward → respond.
+Decisions are pure functions in routes/ and rollout/; this module only glues them to sockets.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hmac
+import json
+import logging
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+from ..rollout.bucketing import SideDecision, choose_side
+from ..rollout.store import StateStore, open_state_store
+from ..routes.matcher import RequestView, normalise_path
+from ..routes.models import RoutesFile
+from ..transport import HttpRequest, HttpResponse, Transport, UpstreamError
+from . import metrics
+from .addons import Addon, Exchange
+from .headers import bucket_key, correlation_id, downstream_response_headers, traceparent, upstream_request_headers
+from .live import LiveRoutes, LiveState
+from .upstream import HttpTransport
+
+log = logging.getLogger("chariot_migrate.proxy")
+access_log = logging.getLogger("chariot_migrate.access")
+
+
+class BodyTooLarge(Exception):
+    pass
+
+
+class Transports:
+    """One transport per side: the legacy invoker and one pool per new service."""
+
+    def __init__(self) -> None:
+        self.legacy: Transport | None = None
+        self._legacy_key: Any = None
+        self.services: dict[str, Transport] = {}
+        self._service_keys: dict[str, tuple[str, ...]] = {}
+        self._retired: list[Transport] = []
+
+    def sync(self, cfg: RoutesFile) -> None:
+        """(Re)build transports whose configuration changed; keep the others (and their pools)."""
+        lk = cfg.legacy.model_dump_json()
+        if lk != self._legacy_key:
+            if self.legacy is not None:
+                self._retired.append(self.legacy)
+            self.legacy = build_legacy_transport(cfg)
+            self._legacy_key = lk
+        for name, svc in cfg.services.items():
+            key = tuple(svc.instances)
+            if key and self._service_keys.get(name) != key:
+                if name in self.services:
+                    self._retired.append(self.services[name])
+                self.services[name] = HttpTransport(list(key))
+                self._service_keys[name] = key
+
+    async def aclose(self) -> None:
+        for t in [*self._retired, *self.services.values(), *([self.legacy] if self.legacy else [])]:
+            with contextlib.suppress(Exception):
+                await t.aclose()
+
+
+def build_legacy_transport(cfg: RoutesFile) -> Transport:
+    if cfg.legacy.invoker == "http":
+        return HttpTransport(cfg.legacy.url or "")
+    # Lambda invokers live in lambda_adapters (toolkit core, Chariot-agnostic).
+    from ..lambda_adapters.invokers import build_invoker
+
+    return build_invoker(cfg.legacy)
+
+
+def _error_body(message: str, side: str) -> bytes:
+    return json.dumps({"error": message, "side": side}).encode()
+
+
+class ProxyApp:
+    def __init__(self, routes_path: str | Path, state: StateStore | str | None = None, *,
+                 addons: list[Addon] | None = None, poll_interval_s: float = 0.5,
+                 access_log_enabled: bool = True) -> None:
+        self.routes = LiveRoutes(routes_path)
+        self.store = state if state is not None and not isinstance(state, str) else open_state_store(state)
+        self.state = LiveState(self.store)
+        self.transports = Transports()
+        self.addons: list[Addon] = list(addons or [])
+        self.poll_interval_s = poll_interval_s
+        self.metrics = metrics.RequestMetrics()
+        self.operator_token = os.environ.get("CHARIOT_MIGRATE_OPERATOR_TOKEN", "")
+        self.access_log_enabled = access_log_enabled
+        self._tasks: list[asyncio.Task] = []
+        self.inflight = 0
+
+    # ---- lifecycle ---------------------------------------------------------------------------
+
+    async def startup(self) -> None:
+        self.transports.sync(self.routes.table.config)
+        await self.state.poll()
+        for a in self.addons:
+            await a.start()
+        self._tasks.append(asyncio.create_task(self._refresh_loop()))
+
+    async def shutdown(self) -> None:
+        for t in self._tasks:
+            t.cancel()
+        for a in self.addons:
+            with contextlib.suppress(Exception):
+                await a.aclose()
+        await self.transports.aclose()
+
+    async def _refresh_loop(self) -> None:
+        ticks = 0
+        while True:
+            await asyncio.sleep(self.poll_interval_s)
+            await self.state.poll()
+            ticks += 1
+            if ticks % 2 == 0 and await self.routes.check():  # routes.yaml: once a second
+                self.transports.sync(self.routes.table.config)
+
+    async def __call__(self, scope: dict, receive, send) -> None:
+        kind = scope["type"]
+        if kind == "http":
+            await self.handle(scope, receive, send)
+        elif kind == "lifespan":
+            await self._lifespan(receive, send)
+
+    async def _lifespan(self, receive, send) -> None:
+        while True:
+            msg = await receive()
+            if msg["type"] == "lifespan.startup":
+                try:
+                    await self.startup()
+                except Exception as e:  # noqa: BLE001 — report any startup failure to the server
+                    await send({"type": "lifespan.startup.failed", "message": str(e)})
+                    return
+                await send({"type": "lifespan.startup.complete"})
+            elif msg["type"] == "lifespan.shutdown":
+                await self.shutdown()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    # ---- hot path ----------------------------------------------------------------------------
+
+    async def handle(self, scope: dict, receive, send) -> None:
+        t0 = time.perf_counter()
+        self.inflight += 1
+        try:
+            await self._handle(scope, receive, send, t0)
+        finally:
+            self.inflight -= 1
+
+    async def _handle(self, scope: dict, receive, send, t0: float) -> None:
+        table = self.routes.table  # one reference per request: reloads swap atomically
+        cfg = table.config
+        method: str = scope["method"]
+        path, problem = normalise_path(scope["path"], cfg.stage_prefix)
+        if problem:
+            metrics.REJECTED.labels("bad_path").inc()
+            return await _send_json(send, 400, {"error": f"bad request path: {problem}"})
+        headers = [(k.decode("latin-1").lower(), v.decode("latin-1")) for k, v in scope["headers"]]
+        hmap = dict(headers)
+        try:
+            body = await _read_body(receive, hmap, cfg.defaults.max_body_bytes)
+        except BodyTooLarge:
+            metrics.REJECTED.labels("body_too_large").inc()
+            return await _send_json(send, 413, {"error": f"request body exceeds {cfg.defaults.max_body_bytes} bytes"})
+        query = scope["query_string"].decode("latin-1")
+        view = RequestView(method, path, query, hmap, body)
+        match = table.match(view)
+        route = match.route if match else None
+        service = route.service if route else None
+        svc_cfg = cfg.services.get(service) if service else None
+        account = bucket_key(cfg.bucket_by, hmap, view.query_first)
+
+        state = None
+        if service is not None:
+            state = self.state.get(service, svc_cfg)
+            decision = choose_side(salt=(svc_cfg.salt if svc_cfg and svc_cfg.salt else service), key=account,
+                                   percent_bp=state.percent_bp, pins=state.pins,
+                                   override=self._override(hmap), retired=state.stage == "retired")
+            if account is None:
+                metrics.UNBUCKETED.labels(service).inc()
+        else:
+            decision = SideDecision("legacy", "bucket")
+        side = decision.side
+        new_t = self.transports.services.get(service) if service else None
+        if side == "new" and new_t is None:  # no instance configured: legacy keeps serving
+            side, decision = "legacy", SideDecision("legacy", decision.reason)
+        primary = new_t if side == "new" else self.transports.legacy
+        other = (self.transports.legacy if side == "new" else new_t) if service else None
+        timeout = (route.timeout_s if route and route.timeout_s else None) or \
+                  (svc_cfg.timeout_s if side == "new" and svc_cfg and svc_cfg.timeout_s else None) or \
+                  (cfg.legacy.timeout_s if side == "legacy" else cfg.defaults.timeout_s)
+
+        cid = correlation_id(hmap)
+        client = scope.get("client") or ("127.0.0.1", 0)
+        req = HttpRequest(
+            method=method, path=path, query=query,
+            headers=upstream_request_headers(headers, client_ip=client[0], scheme=scope.get("scheme", "http"),
+                                             host=hmap.get("host"), correlation_id=cid,
+                                             traceparent=traceparent(hmap)),
+            body=body, route_template=route.template if route else None,
+            path_params=match.path_params if match else {},
+            function=(route.function if route else None) or cfg.legacy.default_function,
+            principal=account, stage=cfg.legacy.stage, client_ip=client[0], request_id=cid,
+        )
+        ex = Exchange(request=req, route=route, service=service, account=account, state=state, side=side,
+                      decision=decision.reason, primary=primary, other=other, timeout_s=timeout)
+        buffer = any(a.needs_body(ex) for a in self.addons)
+        try:
+            resp = await primary.send(req, timeout)
+            if buffer:
+                await resp.read()
+        except UpstreamError as e:
+            ex.error = e
+            metrics.UPSTREAM_ERRORS.labels(service or "-", side, e.kind).inc()
+            status = 504 if e.kind == "timeout" else 502
+            resp = HttpResponse(status, [("content-type", "application/json")], _error_body(e.message, side))
+        ex.response = resp
+        ex.latency_s = time.perf_counter() - t0
+        for a in self.addons:
+            await a.response(ex)
+
+        out_headers = downstream_response_headers(resp.headers)
+        if cfg.defaults.side_header:
+            out_headers.append((cfg.defaults.side_header.lower(), side))
+        out_headers.append(("x-correlation-id", cid))
+        out_headers.extend(ex.extra_headers)
+        status = await _send_response(send, resp, out_headers, side, log)
+        elapsed = time.perf_counter() - t0
+        endpoint = route.template if route else "unmatched"
+        self.metrics.observe(service or "-", method, endpoint, status, side, decision.reason, elapsed)
+        if self.access_log_enabled and access_log.isEnabledFor(logging.INFO):
+            access_log.info("request", extra={"fields": {
+                "correlation_id": cid, "method": method, "route": endpoint, "upstream_service": service, "side": side,
+                "decision": decision.reason, "status": status, "duration_ms": round(elapsed * 1000, 2)}})
+        for a in self.addons:
+            a.done(ex)
+
+    def _override(self, hmap: dict[str, str]) -> Any:
+        target = hmap.get("x-migrate-target")
+        if not target or not self.operator_token:
+            return None
+        if target not in ("legacy", "new"):
+            return None
+        if not hmac.compare_digest(hmap.get("x-migrate-token", ""), self.operator_token):
+            return None
+        return target
+
+
+async def _read_body(receive, hmap: dict[str, str], limit: int) -> bytes:
+    cl = hmap.get("content-length")
+    if cl is not None and cl.isdigit() and int(cl) > limit:
+        raise BodyTooLarge
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        msg = await receive()
+        if msg["type"] == "http.disconnect":
+            break
+        chunk = msg.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            raise BodyTooLarge
+        chunks.append(chunk)
+        if not msg.get("more_body", False):
+            break
+    return b"".join(chunks)
+
+
+async def _send_json(send, status: int, doc: dict) -> None:
+    body = json.dumps(doc).encode()
+    await send({"type": "http.response.start", "status": status,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
+    await send({"type": "http.response.body", "body": body})
+
+
+async def _send_response(send, resp: HttpResponse, headers: list[tuple[str, str]], side: str, logger) -> int:
+    raw = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in headers]
+    if resp.stream is None:
+        if not any(k == "content-length" for k, _ in headers):
+            raw.append((b"content-length", str(len(resp.body)).encode()))
+        await send({"type": "http.response.start", "status": resp.status, "headers": raw})
+        await send({"type": "http.response.body", "body": resp.body})
+        return resp.status
+    # Streamed: read the first chunk before committing the status, so an upstream that dies
+    # immediately still becomes a clean 502 instead of a truncated 200.
+    it = resp.stream.__aiter__()
+    try:
+        first = await it.__anext__()
+    except StopAsyncIteration:
+        first = b""
+        it = None
+    except UpstreamError as e:
+        await _send_json(send, 502, {"error": e.message, "side": side})
+        return 502
+    await send({"type": "http.response.start", "status": resp.status, "headers": raw})
+    if it is None:
+        await send({"type": "http.response.body", "body": first})
+        return resp.status
+    await send({"type": "http.response.body", "body": first, "more_body": True})
+    try:
+        async for chunk in it:
+            await send({"type": "http.response.body", "body": chunk, "more_body": True})
+    except UpstreamError as e:
+        # Headers are gone; all we can do is end the body. Logged, never a traceback.
+        logger.warning("upstream broke off a streamed response: %s", e.message)
+    await send({"type": "http.response.body", "body": b""})
+    return resp.status
+
+
+def create_app() -> ProxyApp:
+    """uvicorn factory: configuration comes from the environment set by ``chariot-migrate proxy``."""
+    from ..jsonlog import configure_json_logging
+
+    configure_json_logging()
+    routes = os.environ.get("CHARIOT_MIGRATE_ROUTES", "routes.yaml")
+    addons = _configured_addons()
+    return ProxyApp(routes, os.environ.get("CHARIOT_MIGRATE_STATE"), addons=addons,
+                    access_log_enabled=os.environ.get("CHARIOT_MIGRATE_ACCESS_LOG", "1") != "0")
+
+
+def _configured_addons() -> list[Addon]:
+    # Shadow and dual-write add-ons register here once they are wired (see README).
+    return []

@@ -1,0 +1,108 @@
+"""Header hygiene and identity extraction (pure functions over header lists)."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import uuid
+from functools import lru_cache
+
+from ..transport import Headers
+
+# RFC 9110 §7.6.1 hop-by-hop headers, plus ones a proxy must regenerate itself.
+HOP_BY_HOP = frozenset({
+    "connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailer", "trailers",
+    "transfer-encoding", "upgrade", "proxy-connection", "host", "content-length",
+})
+# Operator-only headers that must never reach an upstream.
+PROXY_CONTROL = frozenset({"x-migrate-target", "x-migrate-token"})
+
+
+def _connection_listed(headers: Headers) -> set[str]:
+    out: set[str] = set()
+    for k, v in headers:
+        if k == "connection":
+            out.update(t.strip().lower() for t in v.split(","))
+    return out
+
+
+def upstream_request_headers(
+    headers: Headers, *, client_ip: str, scheme: str, host: str | None, correlation_id: str, traceparent: str
+) -> Headers:
+    drop = HOP_BY_HOP | PROXY_CONTROL | _connection_listed(headers)
+    out: Headers = []
+    xff = None
+    for k, v in headers:
+        if k in drop or k in ("x-correlation-id", "traceparent"):
+            continue
+        if k == "x-forwarded-for":
+            xff = v
+            continue
+        if k in ("x-forwarded-proto", "x-forwarded-host"):
+            continue
+        out.append((k, v))
+    out.append(("x-forwarded-for", f"{xff}, {client_ip}" if xff else client_ip))
+    out.append(("x-forwarded-proto", scheme))
+    if host:
+        out.append(("x-forwarded-host", host))
+    out.append(("x-correlation-id", correlation_id))
+    out.append(("traceparent", traceparent))
+    return out
+
+
+def downstream_response_headers(headers: Headers) -> Headers:
+    drop = (HOP_BY_HOP - {"content-length"}) | _connection_listed(headers)
+    return [(k, v) for k, v in headers if k not in drop]
+
+
+def correlation_id(headers: dict[str, str]) -> str:
+    cid = headers.get("x-correlation-id", "")
+    # Accept a caller's id only if it is short and printable; otherwise make our own.
+    if cid and len(cid) <= 128 and cid.isprintable():
+        return cid
+    return uuid.uuid4().hex
+
+
+def traceparent(headers: dict[str, str]) -> str:
+    """Propagate a valid W3C traceparent with a new span id, or start a new trace."""
+    tp = headers.get("traceparent", "")
+    parts = tp.split("-")
+    span = os.urandom(8).hex()
+    if len(parts) == 4 and len(parts[1]) == 32 and len(parts[2]) == 16 and parts[1] != "0" * 32:
+        return f"{parts[0]}-{parts[1]}-{span}-{parts[3]}"
+    return f"00-{os.urandom(16).hex()}-{span}-01"
+
+
+@lru_cache(maxsize=4096)
+def unverified_jwt_claims(token: str) -> dict:
+    """Claims of a JWT without verifying it — used ONLY to pick a bucket, never to authorise.
+
+    Verification belongs to the edge auth stage and the sides themselves.
+    """
+    try:
+        payload = token.split(".")[1]
+        payload += "=" * (-len(payload) % 4)
+        claims = json.loads(base64.urlsafe_b64decode(payload))
+        return claims if isinstance(claims, dict) else {}
+    except (IndexError, ValueError):
+        return {}
+
+
+def bucket_key(bucket_by: list[str], headers: dict[str, str], query_first) -> str | None:
+    """First present identity among ``header:X``, ``jwt:CLAIM`` and ``query:X`` sources."""
+    for source in bucket_by:
+        kind, _, name = source.partition(":")
+        if kind == "header":
+            v = headers.get(name.lower())
+        elif kind == "jwt":
+            auth = headers.get("authorization", "")
+            v = None
+            if auth[:7].lower() == "bearer ":
+                c = unverified_jwt_claims(auth[7:].strip()).get(name)
+                v = c if isinstance(c, str) else None
+        else:
+            v = query_first(name)
+        if v:
+            return v.strip().lower()
+    return None

@@ -1,0 +1,113 @@
+"""Process layout of a running proxy: uvicorn workers on the public port, the admin API in its
+own process on the admin port, Prometheus multiprocess files shared between them.
+
+Both sockets are bound here first (port 0 allowed) so the real ports can be announced on one
+JSON line on stdout before serving — tests and scripts read it instead of guessing ports.
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+import shutil
+import signal
+import socket
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass
+class ProxyOptions:
+    routes: str = "routes.yaml"
+    state: str | None = None
+    host: str = "127.0.0.1"
+    port: int = 8000
+    admin_host: str = "127.0.0.1"
+    admin_port: int = 8001
+    workers: int = 1
+    access_log: bool = True
+    ready_file: str | None = None
+
+
+def bind(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    sock.listen(2048)
+    sock.set_inheritable(True)
+    return sock
+
+
+def _run_admin(sock: socket.socket, env: dict[str, str]) -> None:
+    os.environ.update(env)
+    import uvicorn
+
+    config = uvicorn.Config("chariot_migrate.proxy.admin:create_admin_app_from_env", factory=True,
+                            log_level="warning", access_log=False, lifespan="off")
+    uvicorn.Server(config).run(sockets=[sock])
+
+
+def serve(opts: ProxyOptions) -> None:
+    # Validate up front: a broken routes.yaml at start-up is a one-line error, not a traceback.
+    from ..routes.loader import load_table
+
+    load_table(opts.routes)
+    mp_dir = tempfile.mkdtemp(prefix="chariot-migrate-metrics-")
+    env = {
+        "CHARIOT_MIGRATE_ROUTES": str(Path(opts.routes).resolve()),
+        "PROMETHEUS_MULTIPROC_DIR": mp_dir,
+        "CHARIOT_MIGRATE_ACCESS_LOG": "1" if opts.access_log else "0",
+    }
+    if opts.state:
+        env["CHARIOT_MIGRATE_STATE"] = opts.state
+    os.environ.update(env)
+    # The admin token is resolved once here, so every process agrees on it.
+    from .admin import resolve_admin_token
+
+    os.environ["CHARIOT_MIGRATE_ADMIN_TOKEN"] = resolve_admin_token()
+    env["CHARIOT_MIGRATE_ADMIN_TOKEN"] = os.environ["CHARIOT_MIGRATE_ADMIN_TOKEN"]
+
+    public = bind(opts.host, opts.port)
+    admin = bind(opts.admin_host, opts.admin_port)
+    admin_port = admin.getsockname()[1]
+    ctx = multiprocessing.get_context("spawn")
+    admin_proc = ctx.Process(target=_run_admin, args=(admin, env), daemon=True, name="chariot-admin")
+    admin_proc.start()
+    admin.close()
+
+    ready = {"event": "proxy.listening", "host": opts.host, "port": public.getsockname()[1],
+             "admin_port": admin_port,
+             "workers": opts.workers, "pid": os.getpid()}
+    print(json.dumps(ready), flush=True)
+    if opts.ready_file:
+        Path(opts.ready_file).write_text(json.dumps(ready))
+
+    import uvicorn
+
+    config = uvicorn.Config(
+        "chariot_migrate.proxy.app:create_app", factory=True, fd=public.fileno(), workers=opts.workers,
+        loop="uvloop", http="httptools", lifespan="on", access_log=False, log_level="warning",
+        timeout_graceful_shutdown=30, server_header=False, date_header=False,
+    )
+    try:
+        if opts.workers > 1:
+            from uvicorn.supervisors import Multiprocess
+
+            server = uvicorn.Server(config)
+            Multiprocess(config, target=server.run, sockets=[public]).run()
+        else:
+            uvicorn.Server(config).run(sockets=[public])
+    finally:
+        if admin_proc.is_alive():
+            admin_proc.terminate()
+            admin_proc.join(5)
+        shutil.rmtree(mp_dir, ignore_errors=True)
+
+
+def main() -> None:  # pragma: no cover - convenience entry
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    serve(ProxyOptions())

@@ -1,0 +1,81 @@
+"""HTTP transport to a new service (or an existing API Gateway URL): aiohttp keep-alive pool.
+
+aiohttp, not httpx, on the hot path: measured here it forwards ~9× more requests per second
+under concurrency. The rest of the proxy only sees the ``Transport`` interface, so the client
+can be swapped (e.g. pyreqwest) after it is benchmarked.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from collections.abc import AsyncIterator
+
+import aiohttp
+
+from ..transport import HttpRequest, HttpResponse, UpstreamError
+
+CHUNK = 64 * 1024
+
+
+class HttpTransport:
+    """Forwards to one or more instances of a service (round robin across instances)."""
+
+    def __init__(self, base_urls: list[str] | str, *, pool_limit: int = 200, connect_timeout: float = 2.0) -> None:
+        urls = [base_urls] if isinstance(base_urls, str) else list(base_urls)
+        if not urls:
+            raise ValueError("HttpTransport needs at least one base URL")
+        self.base_urls = [u.rstrip("/") for u in urls]
+        self._cycle = itertools.cycle(self.base_urls)
+        self._pool_limit = pool_limit
+        self._connect_timeout = connect_timeout
+        self._session: aiohttp.ClientSession | None = None
+
+    def _get_session(self) -> aiohttp.ClientSession:
+        # Created lazily inside the running loop (each uvicorn worker has its own).
+        if self._session is None or self._session.closed:
+            connector = aiohttp.TCPConnector(limit=self._pool_limit, limit_per_host=self._pool_limit,
+                                             keepalive_timeout=30, ttl_dns_cache=300)
+            self._session = aiohttp.ClientSession(
+                connector=connector, auto_decompress=False, cookie_jar=aiohttp.DummyCookieJar(),
+                skip_auto_headers=("User-Agent", "Accept-Encoding", "Content-Type"),
+            )
+        return self._session
+
+    async def send(self, request: HttpRequest, timeout: float) -> HttpResponse:
+        base = self._cycle.__next__() if len(self.base_urls) > 1 else self.base_urls[0]
+        url = base + request.path + (("?" + request.query) if request.query else "")
+        session = self._get_session()
+        ct = aiohttp.ClientTimeout(total=None, sock_connect=min(self._connect_timeout, timeout), sock_read=timeout)
+        try:
+            async with asyncio.timeout(timeout):
+                resp = await session.request(
+                    request.method, url, headers=request.headers, data=request.body or None,
+                    allow_redirects=False, timeout=ct,
+                )
+        except TimeoutError:
+            raise UpstreamError("timeout", f"no response within {timeout:g}s from {base}") from None
+        except aiohttp.ClientConnectorError as e:
+            raise UpstreamError("connect", f"cannot connect to {base}: {e.os_error.strerror or e}") from None
+        except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError) as e:
+            raise UpstreamError("connect", f"connection to {base} reset: {e}") from None
+        except aiohttp.ClientError as e:
+            raise UpstreamError("protocol", f"bad response from {base}: {e}") from None
+        headers = [(k.decode("latin-1").lower(), v.decode("latin-1")) for k, v in resp.raw_headers]
+        return HttpResponse(status=resp.status, headers=headers, stream=_stream(resp, base))
+
+    async def aclose(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+
+
+async def _stream(resp: aiohttp.ClientResponse, base: str) -> AsyncIterator[bytes]:
+    try:
+        async for chunk in resp.content.iter_chunked(CHUNK):
+            yield chunk
+    except TimeoutError:
+        raise UpstreamError("timeout", f"{base} stopped sending the body") from None
+    except aiohttp.ClientError as e:
+        raise UpstreamError("protocol", f"{base} broke off the body: {e}") from None
+    finally:
+        resp.release()

@@ -1,0 +1,87 @@
+"""Redis state store for several proxy replicas: optimistic WATCH/MULTI transactions.
+
+Keys (prefix default ``chariot-migrate:``): ``services`` hash name → state JSON, ``version``
+counter, ``history`` list of entries (append-only), ``history-id`` counter.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+from urllib.parse import parse_qs, urlparse
+
+import redis
+
+from .state import HistoryEntry, ServiceState, stamp
+from .store import Mutation, StateStoreError
+
+
+class RedisStateStore:
+    def __init__(self, url: str, prefix: str | None = None) -> None:
+        q = parse_qs(urlparse(url).query)
+        self.prefix = prefix or q.get("prefix", ["chariot-migrate:"])[0]
+        clean = url.split("?", 1)[0]
+        self._r = redis.Redis.from_url(clean, socket_timeout=2, socket_connect_timeout=2, decode_responses=True)
+        self._k_services, self._k_version = self.prefix + "services", self.prefix + "version"
+        self._k_history, self._k_hid = self.prefix + "history", self.prefix + "history-id"
+
+    def _call(self, fn, *args):
+        try:
+            return fn(*args)
+        except redis.RedisError as e:
+            raise StateStoreError(f"Redis state store unavailable: {e}") from e
+
+    def version(self) -> int:
+        return int(self._call(self._r.get, self._k_version) or 0)
+
+    def get(self, service: str) -> ServiceState | None:
+        raw = self._call(self._r.hget, self._k_services, service)
+        return ServiceState.model_validate_json(raw) if raw else None
+
+    def all(self) -> dict[str, ServiceState]:
+        raw = self._call(self._r.hgetall, self._k_services)
+        return {k: ServiceState.model_validate_json(v) for k, v in raw.items()}
+
+    def update(
+        self,
+        service: str,
+        mutate: Mutation,
+        *,
+        default: ServiceState,
+        actor: str,
+        action: str,
+        reason: str = "",
+        evidence: dict[str, Any] | None = None,
+    ) -> ServiceState:
+        result: dict[str, ServiceState] = {}
+
+        def txn(pipe: redis.client.Pipeline) -> None:
+            raw = pipe.hget(self._k_services, service)
+            before = ServiceState.model_validate_json(raw) if raw else default
+            version = int(pipe.get(self._k_version) or 0) + 1
+            after = stamp(mutate(before), actor=actor, reason=reason, version=version)
+            hid = int(pipe.get(self._k_hid) or 0) + 1
+            entry = HistoryEntry(id=hid, service=service, at=time.time(), actor=actor, action=action,
+                                 before=before.model_dump(), after=after.model_dump(), reason=reason,
+                                 evidence=evidence or {})
+            pipe.multi()
+            pipe.hset(self._k_services, service, after.model_dump_json())
+            pipe.set(self._k_version, version)
+            pipe.set(self._k_hid, hid)
+            pipe.rpush(self._k_history, entry.model_dump_json())
+            result["after"] = after
+
+        self._call(lambda: self._r.transaction(txn, self._k_services, self._k_version, self._k_hid))
+        return result["after"]
+
+    def history(self, service: str | None = None, limit: int = 50) -> list[HistoryEntry]:
+        # History is small (human-paced changes); filter client-side.
+        raw = self._call(self._r.lrange, self._k_history, 0, -1)
+        entries = [HistoryEntry.model_validate(json.loads(x)) for x in raw]
+        if service:
+            entries = [e for e in entries if e.service == service]
+        return entries[-limit:]
+
+    def close(self) -> None:
+        self._r.close()

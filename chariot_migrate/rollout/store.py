@@ -1,0 +1,66 @@
+"""Where live rollout state lives: the StateStore interface and the URL → store factory.
+
+SQLite (one file, embedded default, safe for several proxy workers on one host) and Redis
+(several proxy replicas on several hosts) implement the same interface and pass the same tests.
+Every change bumps one global ``version`` counter, which proxies poll to notice changes cheaply.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from .state import HistoryEntry, ServiceState
+
+DEFAULT_STATE_URL = "sqlite:///.chariot-migrate/state.db"
+Mutation = Callable[[ServiceState], ServiceState]
+
+
+class StateStoreError(Exception):
+    """The store cannot be reached or used; the message says which and how to fix it."""
+
+
+class StateStore(Protocol):
+    def version(self) -> int: ...
+
+    def get(self, service: str) -> ServiceState | None: ...
+
+    def all(self) -> dict[str, ServiceState]: ...
+
+    def update(
+        self,
+        service: str,
+        mutate: Mutation,
+        *,
+        default: ServiceState,
+        actor: str,
+        action: str,
+        reason: str = "",
+        evidence: dict[str, Any] | None = None,
+    ) -> ServiceState:
+        """Atomically read the service's state (``default`` if absent), apply ``mutate``, store
+        it with a new version and append one history entry. Returns the new state."""
+        ...
+
+    def history(self, service: str | None = None, limit: int = 50) -> list[HistoryEntry]: ...
+
+    def close(self) -> None: ...
+
+
+def state_url_from_env(url: str | None = None) -> str:
+    return url or os.environ.get("CHARIOT_MIGRATE_STATE") or DEFAULT_STATE_URL
+
+
+def open_state_store(url: str | None = None) -> StateStore:
+    """``sqlite:///relative/path.db``, ``sqlite:////abs/path.db`` or ``redis://host:port/db[?prefix=x]``."""
+    url = state_url_from_env(url)
+    if url.startswith("sqlite://"):
+        from .sqlite_store import SQLiteStateStore
+
+        return SQLiteStateStore(url.removeprefix("sqlite:///") or ".chariot-migrate/state.db")
+    if url.startswith(("redis://", "rediss://", "unix://")):
+        from .redis_store import RedisStateStore
+
+        return RedisStateStore(url)
+    raise StateStoreError(f"unknown state store URL {url!r}: use sqlite:///path.db or redis://host:port/0")
