@@ -77,6 +77,6 @@ def serve_echo(name: str, host: str = "127.0.0.1", port: int = 0, workers: int =
     if workers > 1:
         from uvicorn.supervisors import Multiprocess
 
-        Multiprocess(config, target=uvicorn.Server(config).run, sockets=[sock]).run()
+        Multiprocess(config, sockets=[sock]).run()
     else:
         uvicorn.Server(config).run(sockets=[sock])

@@ -97,8 +97,7 @@ def serve(opts: ProxyOptions) -> None:
         if opts.workers > 1:
             from uvicorn.supervisors import Multiprocess
 
-            server = uvicorn.Server(config)
-            Multiprocess(config, target=server.run, sockets=[public]).run()
+            Multiprocess(config, sockets=[public]).run()
         else:
             uvicorn.Server(config).run(sockets=[public])
     finally:
