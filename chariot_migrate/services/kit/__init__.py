@@ -1,0 +1,96 @@
+"""Service kit shared by the eight Chariot services: app factory, auth, repository, cache,
+event bus, resilient client, circuit breaker, saga and 2PC. See ``demo.py`` for a whole service."""
+
+from .app import create_service_app, run_ready_checks, validation_message
+from .auth import (
+    Authenticator,
+    AuthError,
+    Caller,
+    KeySource,
+    MembershipLookup,
+    ServiceTokenProvider,
+    TokenVerifier,
+    build_authenticator,
+    caller,
+    mint_token,
+    require_internal,
+    require_role,
+)
+from .breaker import BreakerConfig, CircuitBreaker, CircuitOpenError
+from .cache import ReadThroughCache, TTLCache
+from .client import RetryPolicy, ServiceClient
+from .events import (
+    Event,
+    InProcessBus,
+    InvalidEventError,
+    MemoryProcessedStore,
+    RedisOnce,
+    RedisProcessedStore,
+    RedisStreamsBus,
+    SchemaRegistry,
+    TableProcessedStore,
+    idempotent,
+)
+from .repository import (
+    AsyncRepository,
+    ConflictError,
+    IndexSpec,
+    InvalidCursorError,
+    Page,
+    Repository,
+    TableSpec,
+    ensure_tables,
+)
+from .saga import Saga, SagaFailed, Step
+from .settings import ServiceSettings, SettingsError
+from .two_phase import TransactionAborted, TwoPhaseCoordinator
+
+__all__ = [
+    "AsyncRepository",
+    "AuthError",
+    "Authenticator",
+    "BreakerConfig",
+    "Caller",
+    "CircuitBreaker",
+    "CircuitOpenError",
+    "ConflictError",
+    "Event",
+    "InProcessBus",
+    "IndexSpec",
+    "InvalidCursorError",
+    "InvalidEventError",
+    "KeySource",
+    "MemoryProcessedStore",
+    "TableProcessedStore",
+    "MembershipLookup",
+    "Page",
+    "ReadThroughCache",
+    "RedisOnce",
+    "RedisProcessedStore",
+    "RedisStreamsBus",
+    "Repository",
+    "RetryPolicy",
+    "Saga",
+    "SagaFailed",
+    "SchemaRegistry",
+    "ServiceClient",
+    "ServiceSettings",
+    "ServiceTokenProvider",
+    "SettingsError",
+    "Step",
+    "TTLCache",
+    "TableSpec",
+    "TokenVerifier",
+    "TransactionAborted",
+    "TwoPhaseCoordinator",
+    "build_authenticator",
+    "caller",
+    "create_service_app",
+    "ensure_tables",
+    "idempotent",
+    "mint_token",
+    "require_internal",
+    "require_role",
+    "run_ready_checks",
+    "validation_message",
+]
