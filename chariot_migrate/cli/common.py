@@ -42,7 +42,7 @@ def friendly_errors(fn: F) -> F:
         except (RoutesError, OperationError, StateStoreError) as e:
             err_console.print(f"[red]error:[/red] {e}", highlight=False, soft_wrap=True)
             raise typer.Exit(1) from None
-        except ControlError as e:
+        except (ControlError, RuntimeError) as e:
             err_console.print(f"[red]error:[/red] {e}", highlight=False, soft_wrap=True)
             raise typer.Exit(1) from None
         except KeyboardInterrupt:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from . import proxy_cmd, rollout_cmd
+from . import proxy_cmd, rollout_cmd, up_cmd
 from .routes_cmd import routes_app
 
 app = typer.Typer(
@@ -17,6 +17,7 @@ app = typer.Typer(
 app.add_typer(routes_app, name="routes")
 proxy_cmd.register(app)
 rollout_cmd.register(app)
+up_cmd.register(app)
 
 if __name__ == "__main__":
     app()

@@ -73,7 +73,11 @@ def build_legacy_transport(cfg: RoutesFile) -> Transport:
     # Lambda invokers live in lambda_adapters (toolkit core, Chariot-agnostic).
     from ..lambda_adapters.invokers import build_invoker
 
-    return build_invoker(cfg.legacy)
+    legacy = cfg.legacy
+    if legacy.endpoint_url is None and os.environ.get("CHARIOT_MIGRATE_LEGACY_ENDPOINT_URL"):
+        # `chariot-migrate up` starts moto on a free port and tells the proxy where it is.
+        legacy = legacy.model_copy(update={"endpoint_url": os.environ["CHARIOT_MIGRATE_LEGACY_ENDPOINT_URL"]})
+    return build_invoker(legacy)
 
 
 def _error_body(message: str, side: str) -> bytes:

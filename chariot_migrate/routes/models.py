@@ -35,6 +35,9 @@ class LegacyConfig(_Strict):
     region: str = "us-east-1"
     endpoint_url: str | None = None  # AWS endpoint (moto server) for the lambda invoker / functions
     functions: str | None = None  # "module:ATTR" naming a list of FunctionSpec (local invoker)
+    # Hooks for `chariot-migrate up` (import strings, so the core never imports the estate):
+    provision: str | None = None  # "module:fn" fn(endpoint_url, region): tables, buckets, secrets
+    demo: str | None = None  # "module:fn" fn(endpoint_url=, proxy_url=, region=) -> {"env": {...}, "recipe": str}
     default_function: str | None = None  # function for requests no route matches
     concurrency: int = Field(4, ge=1, le=256)  # warm workers per function (local invoker)
     timeout_s: float = Field(29.0, gt=0)  # API Gateway's integration limit
@@ -53,6 +56,7 @@ class ServiceConfig(_Strict):
 
     phase: int = Field(..., ge=1)
     url: str | None = None  # base URL of one instance
+    app: str | None = None  # "module:factory" ASGI app factory, for `chariot-migrate service run` / `up`
     urls: list[str] = Field(default_factory=list)  # several instances (load-balanced)
     salt: str | None = None  # bucketing salt; defaults to the service name
     slo: SLO = SLO()
