@@ -1,0 +1,204 @@
+"""Writes of graph entities (assets, seeds, risks, attributes, preseeds) shared by handlers,
+the inbound hook and the job worker; statistics are produced here, on every status change."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from chariot_migrate.model import keys
+from chariot_migrate.model.classes import asset_class, is_private
+from chariot_migrate.model.clock import day_of
+from chariot_migrate.model.status import risk_priority
+
+from . import store
+from .auth import Caller
+from .http import not_found
+
+TTL_DAYS = 7 * 86400
+
+
+def _ttl(now: str) -> int:
+    from datetime import datetime
+
+    return int(datetime.strptime(now, "%Y-%m-%dT%H:%M:%SZ").timestamp()) + TTL_DAYS
+
+
+def _history(old: str, new: str, by: str, now: str, comment: str | None = None) -> dict[str, Any]:
+    h: dict[str, Any] = {"from": old, "to": new, "by": by, "updated": now}
+    if comment:
+        h["comment"] = comment
+    return h
+
+
+def record_status(username: str, type_: str, old: str | None, new: str | None, now: str) -> None:
+    """Keep ``#statistic#my#status:<S>#…`` counters: a running total row and today's snapshot."""
+    if old == new:
+        return
+    for status, delta in ((old, -1), (new, 1)):
+        if not status:
+            continue
+        name = f"my#status:{status}"
+        attrs = {"type": type_, "name": name, "value": status, "created": now}
+        total = store.add_counter(username, keys.statistic_key(name, "total"), delta, attrs)
+        store.put({"username": username, "key": keys.statistic_key(name, day_of(now)), "type": type_,
+                   "name": name, "value": status, "created": day_of(now), "updated": now,
+                   "data": {"count": total}})
+
+
+def upsert_asset(caller: Caller, dns: str, name: str, *, status: str | None = "A", source: str = "self",
+                 surface: list[str] | None = None, kind: str = "asset", origin: str = "",
+                 capability: str = "", body: dict[str, Any] | None = None, comment: str | None = None,
+                 extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    key = keys.asset_key(dns, name) if kind == "asset" else keys.generic_key(kind, dns, name)
+    key = caller.adopt(body, "key", key)
+    now = caller.stamp(body)
+    existing = store.get(caller.username, key)
+    if existing:
+        item = dict(existing)
+        old = item.get("status")
+        if status and status != old:
+            item["status"] = status
+            item.setdefault("history", []).append(_history(old or "", status, caller.principal, now, comment))
+        if surface:
+            item["attackSurface"] = sorted(set(item.get("attackSurface", [])) | set(surface))
+        if capability and capability not in item.get("capability", []):
+            item.setdefault("capability", []).append(capability)
+        item.update(extra or {})
+        item["visited"] = item["updated"] = now
+        store.put(item)
+        record_status(caller.username, "asset", old, item.get("status"), now)
+        return item
+    surface = [s for s in (surface or []) if s] or ["external"]
+    lowered_dns, lowered_name = (dns.lower(), name.lower()) if kind == "asset" else (dns, name)
+    item = {
+        "username": caller.username, "key": key, "dns": lowered_dns, "name": lowered_name,
+        "group": lowered_dns, "identifier": lowered_name,
+        "class": asset_class(lowered_dns, lowered_name, source), "status": status or "A",
+        "source": source, "origin": origin or source, "private": is_private(lowered_name),
+        "created": caller.adopt(body, "created", now), "updated": now, "visited": now, "ttl": _ttl(now),
+        "attackSurface": surface, "capability": [capability] if capability else [],
+        "isExternal": "external" in surface, "isInternal": "internal" in surface,
+        "isCloud": "cloud" in surface, "isApplication": "application" in surface,
+        "isRepository": "repository" in surface,
+        "history": [_history("", status or "A", caller.principal, now, comment)], "tags": [],
+        "type": kind,
+    }
+    item.update(extra or {})
+    store.put(item)
+    record_status(caller.username, "asset", None, item["status"], now)
+    return item
+
+
+def set_asset_status(caller: Caller, item: dict[str, Any], status: str, comment: str | None = None,
+                     body: dict[str, Any] | None = None) -> dict[str, Any]:
+    now = caller.stamp(body)
+    old = item.get("status")
+    item = dict(item)
+    if status != old:
+        item["status"] = status
+        item.setdefault("history", []).append(_history(old or "", status, caller.principal, now, comment))
+    item["updated"] = now
+    store.put(item)
+    record_status(caller.username, "asset", old, status, now)
+    return item
+
+
+def upsert_risk(caller: Caller, dns: str, name: str, status: str, *, source: str = "", comment: str | None = None,
+                title: str | None = None, tags: list[str] | None = None, target: str = "",
+                body: dict[str, Any] | None = None) -> dict[str, Any]:
+    key = caller.adopt(body, "key", keys.risk_key(dns, name))
+    now = caller.stamp(body)
+    existing = store.get(caller.username, key)
+    if existing:
+        return update_risk(caller, existing, status=status, comment=comment, title=title, tags=tags, body=body)
+    norm = keys.normalize_risk_name(name)
+    by = source or caller.principal
+    item = {
+        "username": caller.username, "key": key, "dns": dns, "name": norm, "title": title or norm,
+        "source": source, "status": status, "priority": risk_priority(status),
+        "created": caller.adopt(body, "created", now), "updated": now, "visited": now, "ttl": _ttl(now),
+        "plextracid": "", "guid": caller.adopt(body, "guid", _uuid()), "proofUniquenessID": "",
+        "history": [_history("", status, by, now, comment)], "tags": sorted(set(tags or [])),
+        "attackSurface": ["external"], "capability": [source] if source else [], "tickets": [],
+        "target": target,
+    }
+    store.put(item)
+    record_status(caller.username, "risk", None, status, now)
+    return item
+
+
+def update_risk(caller: Caller, item: dict[str, Any], *, status: str | None = None, comment: str | None = None,
+                title: str | None = None, tags: list[str] | None = None, remove: int | None = None,
+                body: dict[str, Any] | None = None) -> dict[str, Any]:
+    now = caller.stamp(body)
+    item = dict(item)
+    old = item.get("status")
+    history = list(item.get("history", []))
+    if remove is not None:
+        if not 0 <= remove < len(history):
+            raise ValueError(f"remove: history index {remove} is out of range (0 to {len(history) - 1})")
+        history[remove] = {k: v for k, v in history[remove].items() if k != "comment"}
+    if status and status != old:
+        item["status"] = status
+        item["priority"] = risk_priority(status)
+        history.append(_history(old or "", status, caller.principal, now, comment))
+    elif comment:
+        history.append({"by": caller.principal, "comment": comment, "updated": now})
+    if title is not None:
+        item["title"] = title
+    if tags:
+        item["tags"] = sorted(set(item.get("tags", [])) | set(tags))
+    item["history"] = history
+    item["updated"] = item["visited"] = now
+    store.put(item)
+    record_status(caller.username, "risk", old, item["status"], now)
+    return item
+
+
+def _uuid() -> str:
+    import uuid
+
+    return str(uuid.uuid4())
+
+
+def upsert_attribute(caller: Caller, source_key: str, name: str, value: str, *, capability: str = "",
+                     body: dict[str, Any] | None = None, require_source: bool = True) -> dict[str, Any]:
+    if require_source and not store.get(caller.username, source_key):
+        raise not_found(f"source entity {source_key} not found")
+    key = caller.adopt(body, "key", keys.attribute_key(name, value, source_key))
+    now = caller.stamp(body)
+    existing = store.get(caller.username, key)
+    item = dict(existing) if existing else {
+        "username": caller.username, "key": key, "source": source_key, "origin_source": "self",
+        "name": name, "value": value, "status": "A", "capability": capability,
+        "created": caller.adopt(body, "created", now), "ttl": _ttl(now), "metadata": {},
+    }
+    item["visited"] = item["updated"] = now
+    store.put(item)
+    return item
+
+
+def upsert_preseed(caller: Caller, type_: str, title: str, value: str, *, status: str = "A",
+                   display: str = "text", capability: str = "", body: dict[str, Any] | None = None) -> dict[str, Any]:
+    key = caller.adopt(body, "key", keys.preseed_key(type_, title, value))
+    now = caller.stamp(body)
+    existing = store.get(caller.username, key)
+    item = dict(existing) if existing else {
+        "username": caller.username, "key": key, "type": type_, "title": title, "value": value,
+        "display": display, "status": status, "created": caller.adopt(body, "created", now),
+        "capability": capability, "metadata": {}, "ttl": 0,
+    }
+    item["status"] = status if not existing else item.get("status", status)
+    item["visited"] = item["updated"] = now
+    store.put(item)
+    return item
+
+
+def matching(caller: Caller, key: str, kind: str) -> list[dict[str, Any]]:
+    """Entities of ``kind`` whose key is ``key`` or starts with it (updates accept prefixes)."""
+    if not key.startswith(f"#{kind}#"):
+        raise ValueError(f"key must start with #{kind}#, got {key!r}")
+    exact = store.get(caller.username, key)
+    if exact:
+        return [exact]
+    return store.query_all(caller.username, key)
