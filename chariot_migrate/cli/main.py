@@ -6,6 +6,7 @@ import typer
 
 from . import proxy_cmd, rollout_cmd, up_cmd
 from .routes_cmd import routes_app
+from .service_cmd import service_app
 
 app = typer.Typer(
     name="chariot-migrate",
@@ -15,6 +16,7 @@ app = typer.Typer(
     add_completion=False,
 )
 app.add_typer(routes_app, name="routes")
+app.add_typer(service_app, name="service")
 proxy_cmd.register(app)
 rollout_cmd.register(app)
 up_cmd.register(app)

@@ -1,0 +1,40 @@
+"""service run: start one new service (its ASGI app named by routes.yaml's `app:`) on 127.0.0.1."""
+
+from __future__ import annotations
+
+import json
+from urllib.parse import urlparse
+
+import typer
+
+from .common import RoutesOpt, friendly_errors, routes_path
+
+service_app = typer.Typer(help="Run the new services.", no_args_is_help=True)
+
+
+@service_app.command("run")
+@friendly_errors
+def run(name: str = typer.Argument(..., help="service name from routes.yaml"), routes: str = RoutesOpt,
+        host: str = typer.Option("127.0.0.1"), port: int = typer.Option(None, help="default: the port in its url"),
+        workers: int = typer.Option(1)) -> None:
+    """Serve SERVICE with uvicorn; prints one JSON line with the port when listening."""
+    import uvicorn
+
+    from ..proxy.server import bind
+    from ..routes.loader import load_table
+    from .common import ControlError
+
+    cfg = load_table(routes_path(routes)).config
+    svc = cfg.services.get(name)
+    if svc is None:
+        raise ControlError(f"unknown service {name!r}; routes.yaml knows: {', '.join(sorted(cfg.services))}")
+    if not svc.app:
+        raise ControlError(f"service {name!r} has no `app:` import string in routes.yaml")
+    if port is None:
+        port = urlparse(svc.url).port if svc.url else 0
+    sock = bind(host, port or 0)
+    print(json.dumps({"event": "service.listening", "service": name, "host": host, "port": sock.getsockname()[1]}),
+          flush=True)
+    config = uvicorn.Config(svc.app, factory=True, workers=workers, loop="uvloop", http="httptools",
+                            access_log=False, log_level="warning", lifespan="on", timeout_graceful_shutdown=20)
+    uvicorn.Server(config).run(sockets=[sock])
