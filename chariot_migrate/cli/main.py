@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from . import proxy_cmd, rollout_cmd, up_cmd
+from . import proxy_cmd, rollout_cmd, shadow_cmd, up_cmd
 from .routes_cmd import routes_app
 from .service_cmd import service_app
 
@@ -20,6 +20,7 @@ app.add_typer(service_app, name="service")
 proxy_cmd.register(app)
 rollout_cmd.register(app)
 up_cmd.register(app)
+shadow_cmd.register(app)
 
 if __name__ == "__main__":
     app()

@@ -36,6 +36,7 @@ class Exchange:
     error: UpstreamError | None = None
     latency_s: float = 0.0
     extra_headers: list[tuple[str, str]] = field(default_factory=list)
+    notes: dict[str, object] = field(default_factory=dict)  # per-add-on decisions for this exchange
 
 
 class Addon(Protocol):

@@ -23,7 +23,13 @@ from ..routes.models import RoutesFile
 from ..transport import HttpRequest, HttpResponse, Transport, UpstreamError
 from . import metrics
 from .addons import Addon, Exchange
-from .headers import bucket_key, correlation_id, downstream_response_headers, traceparent, upstream_request_headers
+from .headers import (
+    bucket_key,
+    correlation_id,
+    downstream_response_headers,
+    traceparent,
+    upstream_request_headers,
+)
 from .live import LiveRoutes, LiveState
 from .upstream import HttpTransport
 
@@ -324,11 +330,24 @@ def create_app() -> ProxyApp:
 
     configure_json_logging()
     routes = os.environ.get("CHARIOT_MIGRATE_ROUTES", "routes.yaml")
-    addons = _configured_addons()
-    return ProxyApp(routes, os.environ.get("CHARIOT_MIGRATE_STATE"), addons=addons,
-                    access_log_enabled=os.environ.get("CHARIOT_MIGRATE_ACCESS_LOG", "1") != "0")
+    app = ProxyApp(routes, os.environ.get("CHARIOT_MIGRATE_STATE"),
+                   access_log_enabled=os.environ.get("CHARIOT_MIGRATE_ACCESS_LOG", "1") != "0")
+    app.addons.extend(default_addons(app))
+    return app
 
 
-def _configured_addons() -> list[Addon]:
-    # Shadow and dual-write add-ons register here once they are wired (see README).
-    return []
+def default_addons(app: ProxyApp) -> list[Addon]:
+    """Shadow comparison is always installed: it costs one comparison per request while no
+    service has a shadow percentage."""
+    from .shadowing import ShadowAddon
+
+    def config() -> RoutesFile:
+        return app.routes.table.config
+
+    addons: list[Addon] = [ShadowAddon(config, store_url=os.environ.get("CHARIOT_MIGRATE_SHADOW_STORE"))]
+    if os.environ.get("CHARIOT_MIGRATE_CAPTURE"):
+        from .capturing import CaptureAddon
+
+        addons.append(CaptureAddon(os.environ["CHARIOT_MIGRATE_CAPTURE"],
+                                   float(os.environ.get("CHARIOT_MIGRATE_CAPTURE_SAMPLE", "1"))))
+    return addons

@@ -30,6 +30,8 @@ class ProxyOptions:
     workers: int = 1
     access_log: bool = True
     ready_file: str | None = None
+    capture: str | None = None  # JSONL file for sampled request/response pairs
+    capture_sample: float = 1.0
 
 
 def bind(host: str, port: int) -> socket.socket:
@@ -64,6 +66,9 @@ def serve(opts: ProxyOptions) -> None:
     }
     if opts.state:
         env["CHARIOT_MIGRATE_STATE"] = opts.state
+    if opts.capture:
+        env["CHARIOT_MIGRATE_CAPTURE"] = str(Path(opts.capture).resolve())
+        env["CHARIOT_MIGRATE_CAPTURE_SAMPLE"] = str(opts.capture_sample)
     os.environ.update(env)
     # The admin token is resolved once here, so every process agrees on it.
     from .admin import resolve_admin_token

@@ -6,7 +6,6 @@ import asyncio
 import os
 import signal
 import subprocess
-import textwrap
 import time
 import uuid
 
@@ -14,7 +13,6 @@ import aiohttp
 import httpx
 import pytest
 import redis
-
 from conftest import Proc, cli
 
 pytestmark = pytest.mark.integration
