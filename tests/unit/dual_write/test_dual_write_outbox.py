@@ -1,0 +1,189 @@
+"""One contract suite, run against both outbox backends (SQLite file, real Redis)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from uuid import uuid4
+
+import pytest
+
+from chariot_migrate.dual_write.outbox import open_outbox
+from chariot_migrate.dual_write.records import PrimaryResult, ReplayRecord, ReplayRequest
+from chariot_migrate.dual_write.redis_outbox import RedisOutbox
+from chariot_migrate.dual_write.sqlite_outbox import SQLiteOutbox
+
+
+@pytest.fixture(params=["sqlite", "redis"])
+async def outbox(request, tmp_path):
+    if request.param == "sqlite":
+        ob = SQLiteOutbox(tmp_path / "outbox.db")
+        yield ob
+        await ob.aclose()
+    else:
+        ob = RedisOutbox("redis://127.0.0.1:6379/0", prefix=f"test:{uuid4().hex}:")
+        yield ob
+        await ob.delete_all()
+        await ob.aclose()
+
+
+def rec(account: str = "a@x.com", target: str = "new", service: str = "svc", body: bytes = b"{}") -> ReplayRecord:
+    return ReplayRecord(
+        service=service,
+        account=account,
+        target=target,
+        route_id="r1",
+        request=ReplayRequest(method="POST", path="/asset", headers=[("content-type", "application/json")], body=body),
+        primary=PrimaryResult(status=200, body=b'{"id":"gen-1"}'),
+    )
+
+
+async def test_append_assigns_gap_free_seq_per_lane(outbox):
+    a1 = await outbox.append(rec("a"))
+    b1 = await outbox.append(rec("b"))
+    a2 = await outbox.append(rec("a"))
+    a_legacy = await outbox.append(rec("a", target="legacy"))
+    assert (a1.seq, a2.seq, b1.seq, a_legacy.seq) == (1, 2, 1, 1)
+    got = await outbox.get(a2.id)
+    assert got is not None and got.seq == 2 and got.request.body == b"{}" and got.primary.body == b'{"id":"gen-1"}'
+
+
+async def test_append_is_idempotent_per_id(outbox):
+    r = rec()
+    first = await outbox.append(r)
+    again = await outbox.append(r)
+    assert first.seq == again.seq == 1
+    assert await outbox.pending_for("svc", r.account, "new") == 1
+
+
+async def test_binary_bodies_survive_storage(outbox):
+    body = bytes(range(256))
+    stored = await outbox.append(rec(body=body))
+    assert (await outbox.get(stored.id)).request.body == body
+
+
+async def test_concurrent_appends_are_all_stored_with_unique_contiguous_seqs(outbox):
+    records = [rec(f"acct{i % 5}") for i in range(300)]
+    stored = await asyncio.gather(*(outbox.append(r) for r in records))
+    by_account: dict[str, list[int]] = {}
+    for s in stored:
+        by_account.setdefault(s.account, []).append(s.seq)
+    for seqs in by_account.values():
+        assert sorted(seqs) == list(range(1, 61))
+    assert (await outbox.status())["svc"].backlog == 300
+
+
+async def test_claim_hands_out_only_lane_heads_and_blocks_the_lane_until_ack(outbox):
+    a1 = await outbox.append(rec("a"))
+    a2 = await outbox.append(rec("a"))
+    b1 = await outbox.append(rec("b"))
+    first = await outbox.claim("w1", 10, lease_s=30)
+    assert sorted(r.id for r in first) == sorted([a1.id, b1.id])
+    # a2 waits behind the leased a1, even for another worker.
+    assert await outbox.claim("w2", 10, lease_s=30) == []
+    assert await outbox.ack(a1.id, "w1")
+    nxt = await outbox.claim("w2", 10, lease_s=30)
+    assert [r.id for r in nxt] == [a2.id]
+
+
+async def test_ack_and_nack_need_the_lease(outbox):
+    a1 = await outbox.append(rec("a"))
+    await outbox.claim("w1", 10, lease_s=30)
+    assert not await outbox.ack(a1.id, "intruder")
+    assert not await outbox.nack(a1.id, "intruder", error="x", next_attempt_at=0, dead=False)
+    assert await outbox.pending_for("svc", "a", "new") == 1
+
+
+async def test_expired_lease_is_claimable_again(outbox):
+    a1 = await outbox.append(rec("a"))
+    now = time.time()
+    assert [r.id for r in await outbox.claim("w1", 10, lease_s=5, now=now)] == [a1.id]
+    assert await outbox.claim("w2", 10, lease_s=5, now=now + 1) == []
+    again = await outbox.claim("w2", 10, lease_s=5, now=now + 6)
+    assert [r.id for r in again] == [a1.id]
+    assert not await outbox.ack(a1.id, "w1")  # the old holder lost it
+    assert await outbox.ack(a1.id, "w2")
+
+
+async def test_nack_reschedules_and_keeps_lane_order(outbox):
+    a1 = await outbox.append(rec("a"))
+    await outbox.append(rec("a"))
+    now = time.time()
+    await outbox.claim("w", 10, lease_s=30, now=now)
+    assert await outbox.nack(a1.id, "w", error="HTTP 503", next_attempt_at=now + 10, dead=False)
+    assert await outbox.claim("w", 10, lease_s=30, now=now + 5) == []  # not due, and a2 must wait
+    later = await outbox.claim("w", 10, lease_s=30, now=now + 11)
+    assert [r.id for r in later] == [a1.id]
+    assert later[0].attempts == 1 and later[0].last_error == "HTTP 503"
+
+
+async def test_dead_letter_is_visible_blocks_its_lane_and_retry_requeues(outbox):
+    a1 = await outbox.append(rec("a"))
+    a2 = await outbox.append(rec("a"))
+    b1 = await outbox.append(rec("b"))
+    await outbox.claim("w", 1, lease_s=30)  # oldest first: a1
+    assert await outbox.nack(a1.id, "w", error="HTTP 400: bad", next_attempt_at=0, dead=True)
+    dead = await outbox.dead_letters()
+    assert [d.id for d in dead] == [a1.id] and dead[0].state == "dead" and dead[0].last_error == "HTTP 400: bad"
+    assert await outbox.dead_letters(service="other") == []
+    st = (await outbox.status())["svc"]
+    assert (st.backlog, st.dead_letters) == (2, 1)
+    assert st.per_target["new"].dead == 1 and st.per_target["new"].pending == 2
+    assert st.oldest_age_s is not None and st.oldest_age_s >= 0
+    # Lane a is blocked by its dead head; lane b proceeds.
+    assert [r.id for r in await outbox.claim("w", 10, lease_s=30)] == [b1.id]
+    assert await outbox.pending_for("svc", "a", "new") == 2
+    assert await outbox.retry(a1.id) == 1
+    assert await outbox.dead_letters() == []
+    again = await outbox.claim("w", 10, lease_s=30)
+    assert [r.id for r in again] == [a1.id] and again[0].attempts == 0
+    assert await outbox.ack(a1.id, "w")
+    assert [r.id for r in await outbox.claim("w", 10, lease_s=30)] == [a2.id]
+
+
+async def test_retry_all_filters_by_service(outbox):
+    x = await outbox.append(rec("a", service="s1"))
+    y = await outbox.append(rec("a", service="s2"))
+    await outbox.claim("w", 10, lease_s=30)
+    for r in (x, y):
+        await outbox.nack(r.id, "w", error="e", next_attempt_at=0, dead=True)
+    assert await outbox.retry(service="s1") == 1
+    assert [d.id for d in await outbox.dead_letters()] == [y.id]
+    assert await outbox.retry() == 1
+    assert await outbox.retry() == 0
+
+
+async def test_status_and_drain(outbox):
+    assert await outbox.status() == {}
+    r = await outbox.append(rec("a", target="legacy"))
+    st = await outbox.status()
+    assert st["svc"].per_target["legacy"].pending == 1 and "new" not in st["svc"].per_target
+    assert await outbox.drain(0.05) == 1
+
+    async def deliver_later():
+        await asyncio.sleep(0.1)
+        await outbox.claim("w", 10, lease_s=30)
+        await outbox.ack(r.id, "w")
+
+    task = asyncio.create_task(deliver_later())
+    assert await outbox.drain(5) == 0
+    await task
+    assert await outbox.status() == {}
+    assert await outbox.pending_for("svc", "a", "legacy") == 0
+
+
+def test_open_outbox_urls(tmp_path):
+    ob = open_outbox(f"sqlite:///{tmp_path}/x.db")
+    assert isinstance(ob, SQLiteOutbox) and ob.path == tmp_path / "x.db"
+    asyncio.run(ob.aclose())
+    rb = open_outbox("redis://127.0.0.1:6379/0?prefix=p1:")
+    assert isinstance(rb, RedisOutbox) and rb.prefix == "p1:"
+    asyncio.run(rb.aclose())
+    with pytest.raises(ValueError, match="scheme must be"):
+        open_outbox("postgres://x")
+
+
+def test_sqlite_file_is_owner_only(tmp_path):
+    ob = SQLiteOutbox(tmp_path / "o.db")
+    assert (tmp_path / "o.db").stat().st_mode & 0o077 == 0
+    asyncio.run(ob.aclose())
