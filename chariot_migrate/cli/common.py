@@ -15,8 +15,9 @@ from ..rollout.operations import OperationError
 from ..rollout.store import StateStoreError
 from ..routes.loader import RoutesError
 
-console = Console()
-err_console = Console(stderr=True)
+# Wide tables when piped (CI logs, files); the real width on a terminal.
+console = Console(width=None if sys.stdout.isatty() else 160, emoji=False)
+err_console = Console(stderr=True, width=None if sys.stderr.isatty() else 160, emoji=False)
 
 RoutesOpt = typer.Option(None, "--routes", "-r", help="routes.yaml [env CHARIOT_MIGRATE_ROUTES, default ./routes.yaml]")
 StateOpt = typer.Option(None, "--state", help="state store URL: sqlite:///path.db or redis://host:6379/0 "

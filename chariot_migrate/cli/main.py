@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from . import proxy_cmd, rollout_cmd, shadow_cmd, up_cmd
+from . import plan_cmd, proxy_cmd, rollout_cmd, shadow_cmd, up_cmd
 from .routes_cmd import routes_app
 from .service_cmd import service_app
 
@@ -21,6 +21,7 @@ proxy_cmd.register(app)
 rollout_cmd.register(app)
 up_cmd.register(app)
 shadow_cmd.register(app)
+plan_cmd.register(app)
 
 if __name__ == "__main__":
     app()

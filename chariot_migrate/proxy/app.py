@@ -18,11 +18,13 @@ from typing import Any
 
 from ..rollout.bucketing import SideDecision, choose_side
 from ..rollout.store import StateStore, open_state_store
-from ..routes.matcher import RequestView, normalise_path
-from ..routes.models import RoutesFile
+from ..routes.matcher import RequestView, RouteTable, normalise_path
+from ..routes.models import SAFE_METHODS, RoutesFile, ServiceConfig
 from ..transport import HttpRequest, HttpResponse, Transport, UpstreamError
 from . import metrics
 from .addons import Addon, Exchange
+from .auth import EdgeAuth
+from .edge import EdgePolicy, send_rejection
 from .headers import (
     bucket_key,
     correlation_id,
@@ -31,6 +33,8 @@ from .headers import (
     upstream_request_headers,
 )
 from .live import LiveRoutes, LiveState
+from .ratelimit import RateLimiters
+from .resilience import UpstreamPool, build_service_pool, guard_legacy, send_with_failover, service_pool_key
 from .upstream import HttpTransport
 
 log = logging.getLogger("chariot_migrate.proxy")
@@ -48,7 +52,7 @@ class Transports:
         self.legacy: Transport | None = None
         self._legacy_key: Any = None
         self.services: dict[str, Transport] = {}
-        self._service_keys: dict[str, tuple[str, ...]] = {}
+        self._service_keys: dict[str, str] = {}
         self._retired: list[Transport] = []
 
     def sync(self, cfg: RoutesFile) -> None:
@@ -57,15 +61,21 @@ class Transports:
         if lk != self._legacy_key:
             if self.legacy is not None:
                 self._retired.append(self.legacy)
-            self.legacy = build_legacy_transport(cfg)
+            self.legacy = guard_legacy(build_legacy_transport(cfg), cfg.legacy)
             self._legacy_key = lk
         for name, svc in cfg.services.items():
-            key = tuple(svc.instances)
-            if key and self._service_keys.get(name) != key:
+            key = service_pool_key(svc)
+            if svc.instances and self._service_keys.get(name) != key:
                 if name in self.services:
-                    self._retired.append(self.services[name])
-                self.services[name] = HttpTransport(list(key))
+                    old = self.services[name]
+                    if isinstance(old, UpstreamPool):
+                        old.stop_health()
+                    self._retired.append(old)
+                self.services[name] = build_service_pool(name, svc)
                 self._service_keys[name] = key
+            t = self.services.get(name)
+            if isinstance(t, UpstreamPool):
+                t.start_health()
 
     async def aclose(self) -> None:
         for t in [*self._retired, *self.services.values(), *([self.legacy] if self.legacy else [])]:
@@ -105,6 +115,11 @@ class ProxyApp:
         self.access_log_enabled = access_log_enabled
         self._tasks: list[asyncio.Task] = []
         self.inflight = 0
+        # Edge checks, compiled per route table; limiter and JWT caches outlive reloads.
+        self.limiters = RateLimiters()
+        self._edge_table: RouteTable | None = None
+        self._edge: EdgePolicy | None = None
+        self._auth: tuple[str, EdgeAuth] | None = None
 
     # ---- lifecycle ---------------------------------------------------------------------------
 
@@ -122,6 +137,19 @@ class ProxyApp:
             with contextlib.suppress(Exception):
                 await a.aclose()
         await self.transports.aclose()
+        await self.limiters.aclose()
+
+    def _edge_for(self, table: RouteTable) -> EdgePolicy:
+        cfg = table.config
+        auth = None
+        if cfg.auth is not None:
+            key = cfg.auth.model_dump_json()
+            if self._auth is None or self._auth[0] != key:
+                self._auth = (key, EdgeAuth(cfg.auth))
+            auth = self._auth[1]
+        self.limiters.use_store(cfg.rate_limit_store)
+        self._edge, self._edge_table = EdgePolicy(table, self.limiters, auth), table
+        return self._edge
 
     async def _refresh_loop(self) -> None:
         ticks = 0
@@ -168,6 +196,9 @@ class ProxyApp:
         table = self.routes.table  # one reference per request: reloads swap atomically
         cfg = table.config
         method: str = scope["method"]
+        edge = self._edge if self._edge_table is table else self._edge_for(table)
+        if edge.screens and (rej := edge.screen(scope, method)) is not None:
+            return await send_rejection(send, rej)
         path, problem = normalise_path(scope["path"], cfg.stage_prefix)
         if problem:
             metrics.REJECTED.labels("bad_path").inc()
@@ -182,10 +213,21 @@ class ProxyApp:
         query = scope["query_string"].decode("latin-1")
         view = RequestView(method, path, query, hmap, body)
         match = table.match(view)
+        if match is None and edge.enforced and (rej := edge.method_not_allowed(view)) is not None:
+            return await send_rejection(send, rej, edge.cors_headers(hmap))
         route = match.route if match else None
         service = route.service if route else None
         svc_cfg = cfg.services.get(service) if service else None
         account = bucket_key(cfg.bucket_by, hmap, view.query_first)
+        client = scope.get("client") or ("127.0.0.1", 0)
+        principal = account
+        if edge.auth is not None and not (route and route.public):
+            verified, rej = await edge.authenticate(hmap)
+            if rej is not None:
+                return await send_rejection(send, rej, edge.cors_headers(hmap))
+            principal = verified.principal
+        if edge.limits and (rej := await edge.limit(service, account, client[0])) is not None:
+            return await send_rejection(send, rej, edge.cors_headers(hmap))
 
         state = None
         if service is not None:
@@ -208,7 +250,6 @@ class ProxyApp:
                   (cfg.legacy.timeout_s if side == "legacy" else cfg.defaults.timeout_s)
 
         cid = correlation_id(hmap)
-        client = scope.get("client") or ("127.0.0.1", 0)
         req = HttpRequest(
             method=method, path=path, query=query,
             headers=upstream_request_headers(headers, client_ip=client[0], scheme=scope.get("scheme", "http"),
@@ -217,16 +258,21 @@ class ProxyApp:
             body=body, route_template=route.template if route else None,
             path_params=match.path_params if match else {},
             function=(route.function if route else None) or cfg.legacy.default_function,
-            principal=account, stage=cfg.legacy.stage, client_ip=client[0], request_id=cid,
+            principal=principal, stage=cfg.legacy.stage, client_ip=client[0], request_id=cid,
         )
         ex = Exchange(request=req, route=route, service=service, account=account, state=state, side=side,
                       decision=decision.reason, primary=primary, other=other, timeout_s=timeout)
         buffer = any(a.needs_body(ex) for a in self.addons)
         try:
-            resp = await primary.send(req, timeout)
+            if side == "new" and svc_cfg is not None and isinstance(primary, UpstreamPool):
+                resp = await self._send_new(ex, cfg, svc_cfg)
+                side = ex.side
+            else:
+                resp = await primary.send(req, timeout)
             if buffer:
                 await resp.read()
         except UpstreamError as e:
+            side = ex.side
             ex.error = e
             metrics.UPSTREAM_ERRORS.labels(service or "-", side, e.kind).inc()
             status = 504 if e.kind == "timeout" else 502
@@ -241,6 +287,8 @@ class ProxyApp:
             out_headers.append((cfg.defaults.side_header.lower(), side))
         out_headers.append(("x-correlation-id", cid))
         out_headers.extend(ex.extra_headers)
+        if edge.cors is not None:
+            out_headers.extend(edge.cors_headers(hmap))
         status = await _send_response(send, resp, out_headers, side, log)
         elapsed = time.perf_counter() - t0
         endpoint = route.template if route else "unmatched"
@@ -251,6 +299,23 @@ class ProxyApp:
                 "decision": decision.reason, "status": status, "duration_ms": round(elapsed * 1000, 2)}})
         for a in self.addons:
             a.done(ex)
+
+    async def _send_new(self, ex: Exchange, cfg: RoutesFile, svc: ServiceConfig) -> HttpResponse:
+        """New side through its pool (retries, breakers). A failed safe request (a read, or a
+        ``shadow: true`` route) is served by legacy instead when failover is on: counted, marked."""
+        route, legacy = ex.route, self.transports.legacy
+        safe = ex.request.method in SAFE_METHODS or (route is not None and route.shadow is True)
+        failover = legacy is not None and safe and (svc.failover if svc.failover is not None else cfg.defaults.failover)
+        retry_writes = route is not None and cfg.routes[route.index].retry_writes
+        legacy_timeout = (route.timeout_s if route and route.timeout_s else None) or cfg.legacy.timeout_s
+        resp, reason = await send_with_failover(ex.primary, legacy, ex.request, ex.timeout_s,  # type: ignore[arg-type]
+                                                legacy_timeout, retry_writes=retry_writes, failover=failover)
+        if reason is not None:
+            metrics.FAILOVERS.labels(ex.service or "-", reason).inc()
+            # Legacy answered: the exchange is a legacy one now; no shadow copy to the failing side.
+            ex.side, ex.primary, ex.other = "legacy", legacy, None  # type: ignore[assignment]
+            ex.extra_headers.append(("x-migrate-failover", reason))
+        return resp
 
     def _override(self, hmap: dict[str, str]) -> Any:
         target = hmap.get("x-migrate-target")
@@ -337,14 +402,20 @@ def create_app() -> ProxyApp:
 
 
 def default_addons(app: ProxyApp) -> list[Addon]:
-    """Shadow comparison is always installed: it costs one comparison per request while no
-    service has a shadow percentage."""
+    """Always installed: shadow comparison (one check per request while nothing is shadowed) and
+    request windows for the rollout gates (one dict update per request)."""
     from .shadowing import ShadowAddon
 
     def config() -> RoutesFile:
         return app.routes.table.config
 
-    addons: list[Addon] = [ShadowAddon(config, store_url=os.environ.get("CHARIOT_MIGRATE_SHADOW_STORE"))]
+    from ..rollout.plan import Plan
+    from ..rollout.windows import open_window_store
+    from .windowing import WindowAddon
+
+    metrics_url = os.environ.get("CHARIOT_MIGRATE_METRICS_STORE") or Plan.from_routes(config()).metrics_store
+    addons: list[Addon] = [ShadowAddon(config, store_url=os.environ.get("CHARIOT_MIGRATE_SHADOW_STORE")),
+                           WindowAddon(open_window_store(metrics_url))]
     if os.environ.get("CHARIOT_MIGRATE_CAPTURE"):
         from .capturing import CaptureAddon
 

@@ -3,7 +3,7 @@ collects across them, so counts are right with any number of workers."""
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 
 # The design seed's latency buckets.
 BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
@@ -20,6 +20,18 @@ REJECTED = Counter("proxy_rejected_requests_total", "Requests refused before any
 UNBUCKETED = Counter("proxy_unbucketed_requests_total", "Requests with no bucket key (random bucket)", ["service"])
 RELOADS = Counter("proxy_config_reloads_total", "routes.yaml reload attempts", ["result"])
 STATE_ERRORS = Counter("proxy_state_store_errors_total", "Failed polls of the rollout state store", [])
+# Edge resilience and security (proxy/resilience.py, ratelimit.py, auth.py, edge.py).
+CIRCUIT_STATE = Gauge("proxy_circuit_state", "Circuit breaker per upstream instance: 0 closed, 1 half-open, 2 open",
+                      ["service", "instance"], multiprocess_mode="livemax")
+RETRIES = Counter("proxy_upstream_retries_total", "Upstream attempts after the first", ["service", "side"])
+FAILOVERS = Counter("proxy_failovers_total", "Safe requests the new side failed, served from legacy",
+                    ["service", "reason"])
+RATE_LIMITED = Counter("proxy_rate_limited_total", "Requests refused with 429", ["service", "scope"])
+RATE_LIMIT_STORE_ERRORS = Counter("proxy_rate_limit_store_errors_total",
+                                  "Shared rate-limit store failures (requests let through)", [])
+AUTH_FAILURES = Counter("proxy_auth_failures_total", "Requests refused with 401 at the edge", ["reason"])
+HEALTH_CHECKS = Counter("proxy_health_checks_total", "Active health checks of upstream instances",
+                        ["service", "result"])
 
 
 class RequestMetrics:

@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 from ..routes.models import RoutesFile, ServiceConfig
 from . import state as st
-from .bucketing import Side, to_basis_points
+from .bucketing import Side
 from .state import HistoryEntry, ServiceState
 from .store import StateStore
 
@@ -64,8 +64,9 @@ class Operations:
             raise OperationError(f"unknown service {service!r}; routes.yaml knows: {known}")
         return self.config.services[service]
 
-    def _apply(self, service: str, mutate, *, actor: str | None, action: str, reason: str,
-               evidence: dict[str, Any] | None = None) -> ServiceState:
+    def apply(self, service: str, mutate, *, actor: str | None, action: str, reason: str,
+              evidence: dict[str, Any] | None = None) -> ServiceState:
+        """Apply a pure change atomically with an audit entry (the primitive behind every action)."""
         cfg = self._svc(service)
         try:
             return self.store.update(service, mutate, default=initial_state(service, cfg), actor=actor or default_actor(),
@@ -77,21 +78,35 @@ class Operations:
               force: bool = False) -> ServiceState:
         if not 0 <= percent <= 100:
             raise OperationError(f"percent must be between 0 and 100, got {percent}")
-        return self._apply(service, lambda s: st.shift(s, percent), actor=actor,
+        if percent > 0 and not force and self.config is not None and self.config.plan is not None:
+            self._svc(service)
+            from .plan import phase_blockers
+
+            blockers = phase_blockers(self.config, self.store.all(), service)
+            if blockers:
+                raise OperationError(f"{service} cannot leave shadow while an earlier phase is unfinished "
+                                     f"({'; '.join(blockers)}); finish those first or pass --force with a --reason")
+        if force and not reason:
+            raise OperationError("--force needs a --reason (it is kept in the audit history)")
+        return self.apply(service, lambda s: st.shift(s, percent), actor=actor,
                            action="shift" + (" (forced)" if force else ""), reason=reason)
 
     def set_shadow(self, service: str, percent: float, *, actor: str | None = None, reason: str = "") -> ServiceState:
         if not 0 <= percent <= 100:
             raise OperationError(f"shadow percent must be between 0 and 100, got {percent}")
-        return self._apply(service, lambda s: st.set_shadow(s, percent), actor=actor, action="shadow", reason=reason)
+        return self.apply(service, lambda s: st.set_shadow(s, percent), actor=actor, action="shadow", reason=reason)
 
     def set_dual_write(self, service: str, mode: Literal["off", "on"], percent: float = 100, *,
                        actor: str | None = None, reason: str = "") -> ServiceState:
-        return self._apply(service, lambda s: st.set_dual_write(s, mode, percent), actor=actor,
+        return self.apply(service, lambda s: st.set_dual_write(s, mode, percent), actor=actor,
                            action=f"dual-write {mode}", reason=reason)
 
+    def approve(self, service: str, step: str, *, actor: str | None = None, reason: str = "") -> ServiceState:
+        return self.apply(service, lambda s: st.approve(s, step), actor=actor, action=f"approve {step}",
+                          reason=reason or "approved")
+
     def rollback(self, service: str, *, actor: str | None = None, reason: str = "") -> ServiceState:
-        return self._apply(service, st.rollback, actor=actor, action="rollback", reason=reason or "rollback")
+        return self.apply(service, st.rollback, actor=actor, action="rollback", reason=reason or "rollback")
 
     def pin(self, service: str, account: str, side: Side, *, actor: str | None = None, reason: str = "") -> ServiceState:
         if side not in ("legacy", "new"):
@@ -99,12 +114,12 @@ class Operations:
         acct = account.strip().lower()
         if not acct:
             raise OperationError("an account to pin is required")
-        return self._apply(service, lambda s: st.pin(s, acct, side), actor=actor, action=f"pin {acct}→{side}",
+        return self.apply(service, lambda s: st.pin(s, acct, side), actor=actor, action=f"pin {acct}→{side}",
                            reason=reason)
 
     def unpin(self, service: str, account: str, *, actor: str | None = None, reason: str = "") -> ServiceState:
         acct = account.strip().lower()
-        return self._apply(service, lambda s: st.unpin(s, acct), actor=actor, action=f"unpin {acct}", reason=reason)
+        return self.apply(service, lambda s: st.unpin(s, acct), actor=actor, action=f"unpin {acct}", reason=reason)
 
     def status(self) -> list[StatusRow]:
         live = self.store.all()

@@ -23,6 +23,7 @@ class ServiceState(BaseModel):
     dual_write: Literal["off", "on"] = "off"
     dual_write_bp: int = Field(10_000, ge=0, le=10_000)  # share of accounts dual-written when on
     pins: dict[str, Side] = Field(default_factory=dict)
+    approved_step: str = ""  # a plan step a human approved (cleared when taken)
     version: int = 0
     updated_at: float = 0.0
     updated_by: str = ""
@@ -111,6 +112,21 @@ def retire(state: ServiceState) -> ServiceState:
     if state.percent_bp < 10_000:
         raise ValueError(f"{state.service} can only be retired at 100 % new (it is at {state.percent} %)")
     return state.model_copy(update={"stage": "retired"})
+
+
+def approve(state: ServiceState, step: str) -> ServiceState:
+    return state.model_copy(update={"approved_step": step})
+
+
+def apply_step(state: ServiceState, step: str) -> ServiceState:
+    """Move to a plan step: 'shadow' (shadow 100 %, 0 % new), a percentage, or 'retired'."""
+    if step == "shadow":
+        s = _touch(state, shadow_bp=10_000, percent_bp=0)
+    elif step == "retired":
+        s = retire(state)
+    else:
+        s = shift(state, float(step))
+    return s.model_copy(update={"approved_step": "" if state.approved_step == step else state.approved_step})
 
 
 def stamp(state: ServiceState, *, actor: str, reason: str, version: int) -> ServiceState:

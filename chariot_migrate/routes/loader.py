@@ -71,12 +71,39 @@ def parse_routes(text: str, filename: str = "routes.yaml") -> RoutesFile:
             msg = "required field is missing"
         more = f" (and {len(e.errors()) - 1} more problem(s))" if len(e.errors()) > 1 else ""
         raise RoutesError(f"{filename}:{line}: {_fmt_loc(loc) or 'file'}: {msg}{more}") from None
+    _validate_sections(cfg, node, filename)
     for i, r in enumerate(cfg.routes):
         if r.service not in cfg.services:
             known = ", ".join(sorted(cfg.services)) or "none"
             line = _line_of(node, ("routes", i, "service"))
             raise RoutesError(f"{filename}:{line}: routes[{i}].service: unknown service {r.service!r} (known: {known})")
     return cfg
+
+
+def _validate_sections(cfg: RoutesFile, node: yaml.Node | None, filename: str) -> None:
+    """The plan and shadow sections are owned by their packages; validate them here so a bad
+    file is refused as a whole, with the line of the problem."""
+    from ..rollout.phase_report import Prices
+    from ..rollout.plan import Plan
+    from ..shadow.config import ShadowConfig
+
+    checks = [("plan", Plan, cfg.plan), ("shadow", ShadowConfig, cfg.shadow)]
+    for section, model, data in checks:
+        if data is None:
+            continue
+        try:
+            parsed = model.model_validate(data)
+            if section == "plan":
+                Prices.model_validate(parsed.costs)
+                unknown = sorted(set(parsed.services) - set(cfg.services))
+                if unknown:
+                    raise RoutesError(f"{filename}:{_line_of(node, ('plan', 'services'))}: plan.services: "
+                                      f"unknown service {unknown[0]!r}")
+        except ValidationError as e:
+            err = e.errors()[0]
+            loc = (section, *err["loc"])
+            msg = f"unknown key {loc[-1]!r}" if err["type"] == "extra_forbidden" else err["msg"].removeprefix("Value error, ")
+            raise RoutesError(f"{filename}:{_line_of(node, loc)}: {_fmt_loc(loc)}: {msg}") from None
 
 
 def compile_routes(cfg: RoutesFile, text: str = "", filename: str = "routes.yaml") -> RouteTable:

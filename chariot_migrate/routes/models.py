@@ -25,6 +25,64 @@ class SLO(_Strict):
     max_error_rate: float = Field(0.01, ge=0, le=1)
 
 
+class RetryPolicy(_Strict):
+    """Retries of one upstream (exponential backoff, full jitter), never past the route's timeout."""
+
+    attempts: int = Field(0, ge=0, le=10)  # retries after the first try
+    base_ms: float = Field(100, gt=0)  # first backoff cap; doubles per retry …
+    max_ms: float = Field(2000, gt=0)  # … up to this cap
+
+
+class BreakerSettings(_Strict):
+    """Circuit breaker per upstream instance (see chariot_migrate.resilience.breaker)."""
+
+    failure_threshold: int = Field(5, ge=1)  # consecutive failures that open it
+    failure_rate: float = Field(0.5, gt=0, le=1)  # or this failure rate over the last `window` calls
+    window: int = Field(20, ge=1)
+    min_calls: int = Field(10, ge=1)
+    cooldown_s: float = Field(5.0, gt=0)  # open this long before a half-open probe
+
+
+class HealthCheck(_Strict):
+    """Active health checks (GET path on every instance, in the background)."""
+
+    path: str = "/health"
+    interval_s: float = Field(5.0, gt=0)
+    timeout_s: float = Field(1.0, gt=0)
+    unhealthy_after: int = Field(2, ge=1)  # consecutive failed checks that take an instance out
+    healthy_after: int = Field(1, ge=1)  # consecutive good checks that bring it back
+
+
+class RateLimit(_Strict):
+    """Token bucket: `rps` tokens per second refill, at most `burst` saved up."""
+
+    rps: float = Field(..., gt=0)
+    burst: int | None = Field(None, ge=1)  # defaults to max(1, rps)
+
+    @property
+    def capacity(self) -> int:
+        return self.burst if self.burst is not None else max(1, int(self.rps))
+
+
+class AuthConfig(_Strict):
+    """JWT verification at the edge (RS256 only). Absent: the edge does not verify (the sides do)."""
+
+    jwks_url: str | None = None  # fetched, cached, refetched on an unknown kid (key rotation)
+    jwks_file: str | None = None  # a static JWKS document
+    public_key_file: str | None = None  # a static PEM public key
+    issuer: str | None = None  # required `iss` when set
+    audience: str | list[str] | None = None  # required `aud` (one of) when set
+    leeway_s: float = Field(30, ge=0)  # clock skew allowed on exp/nbf
+    jwks_cache_s: float = Field(300, gt=0)  # refetch the JWKS after this long
+    principal_claims: list[str] = Field(default_factory=lambda: ["email", "sub"])  # first present is the principal
+
+    @model_validator(mode="after")
+    def _needs_a_key(self) -> AuthConfig:
+        if not (self.jwks_url or self.jwks_file or self.public_key_file):
+            raise ValueError("auth needs jwks_url, jwks_file or public_key_file")
+        return self
+
+
 class LegacyConfig(_Strict):
     """How the proxy reaches the legacy side."""
 
@@ -41,6 +99,8 @@ class LegacyConfig(_Strict):
     default_function: str | None = None  # function for requests no route matches
     concurrency: int = Field(4, ge=1, le=256)  # warm workers per function (local invoker)
     timeout_s: float = Field(29.0, gt=0)  # API Gateway's integration limit
+    retries: RetryPolicy = RetryPolicy()  # retries of reads on the legacy side (none by default)
+    breaker: BreakerSettings | None = None  # circuit breaker on the legacy invoker (off by default)
 
     @model_validator(mode="after")
     def _needs(self) -> LegacyConfig:
@@ -65,6 +125,14 @@ class ServiceConfig(_Strict):
     percent: float = Field(0, ge=0, le=100)
     shadow_percent: float = Field(0, ge=0, le=100)
     dual_write: Literal["off", "on"] = "off"
+    # Resilience of the new side (proxy edge):
+    retries: RetryPolicy = RetryPolicy()  # e.g. {attempts: 3, base_ms: 100, max_ms: 2000}
+    breaker: BreakerSettings = BreakerSettings()  # one breaker per instance; an open one is ejected
+    lb: Literal["round_robin", "least_connections", "weighted_response_time"] = "round_robin"
+    health_check: HealthCheck | None = None  # active checks of every instance (off by default)
+    failover: bool | None = None  # serve failed safe requests from legacy; None: defaults.failover
+    rate_limit: RateLimit | None = None  # per-service token bucket at the edge
+    pool_limit: int = Field(200, ge=1)  # keep-alive connections per instance
 
     @field_validator("percent", "shadow_percent")
     @classmethod
@@ -125,6 +193,8 @@ class RouteConfig(_Strict):
     timeout_s: float | None = Field(None, gt=0)
     shadow: bool | None = None  # None: shadow only safe methods; True: also this (write) route
     name: str | None = None  # stable id for reports; defaults to "METHODS path"
+    retry_writes: bool = False  # also retry PUT/DELETE (idempotent by RFC) on the new side
+    enforce_methods: bool | None = None  # 405 for other methods on this path; None: defaults.enforce_methods
 
     @field_validator("methods")
     @classmethod
@@ -166,6 +236,13 @@ class Defaults(_Strict):
     max_body_bytes: int = Field(1024 * 1024, gt=0)
     side_header: str | None = "X-Migrate-Side"  # None hides the side from clients
     override_header: str = "X-Migrate-Target"  # honoured only with a valid operator token
+    failover: bool = False  # when the new side fails a safe request, serve it from legacy
+    account_rate_limit: RateLimit | None = None  # token bucket per bucket-key account, all services
+    cors_origins: list[str] = Field(default_factory=list)  # allowed browser origins ("*" = any); [] = no CORS
+    max_headers: int | None = Field(100, ge=1)  # more request headers → 431; None: no limit
+    max_header_bytes: int | None = Field(32 * 1024, ge=1)  # total request header size → 431; None: no limit
+    reject_encoded_slash: bool = True  # %2F in the raw path → 400 (path confusion between sides)
+    enforce_methods: bool = False  # known path, method no route allows → 405 (else: legacy default)
 
 
 class RoutesFile(_Strict):
@@ -174,6 +251,8 @@ class RoutesFile(_Strict):
     bucket_by: list[str] = Field(default_factory=lambda: ["header:account", "jwt:email"])
     legacy: LegacyConfig
     defaults: Defaults = Defaults()
+    auth: AuthConfig | None = None  # JWT verification at the edge; None: the sides verify alone
+    rate_limit_store: str | None = None  # redis://host:port/db[?prefix=x]: limits shared by replicas
     services: dict[str, ServiceConfig] = Field(default_factory=dict)
     routes: list[RouteConfig] = Field(default_factory=list)
     # Later sections (plan, shadow, dual_write) are owned by their packages and kept as data
