@@ -1,0 +1,1 @@
+"""The account service (phase 1): tokens, API keys, collaborators, membership, audit trail."""

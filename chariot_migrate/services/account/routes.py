@@ -1,0 +1,222 @@
+"""Account routes: the same contract as the legacy token, key, account (people) and search
+functions, plus JWKS and the internal membership/audit API for peer services."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from anyio import to_thread
+from fastapi import APIRouter, Depends, Query, Request
+
+from chariot_migrate.model import tokens
+from chariot_migrate.model.clock import now_iso
+from chariot_migrate.model.keys import account_key, api_key_key
+from chariot_migrate.model.requests import AccountLink, ApiKeyAdd, KeyBody, check_role
+from chariot_migrate.services.common import (
+    ApiError,
+    adopt,
+    authenticated,
+    bad_request,
+    chariot_caller,
+    json_body,
+    not_found,
+    parse_model,
+    plain,
+    replay_values,
+)
+from chariot_migrate.services.kit import Caller, require_internal
+
+from . import apikeys
+from .events import KEY_CREATED, KEY_DELETED, MEMBER_LINKED, MEMBER_UNLINKED, record_action
+from .store import AUDIT, KEYS, MEMBERS, AccountStore
+
+router = APIRouter()
+TOKEN_TTL_S = tokens.DEFAULT_TTL_S
+KEY_LIFETIME = timedelta(days=90)
+
+
+def _store(request: Request) -> AccountStore:
+    return request.app.state.store
+
+
+async def _run(fn: Any, *args: Any) -> Any:
+    return await to_thread.run_sync(lambda: fn(*args))
+
+
+# ---- GET /token (public) -------------------------------------------------------------------
+
+
+@router.get("/token")
+async def token(request: Request) -> dict[str, Any]:
+    key_id = (request.headers.get("x-guard-api-key-id") or "").strip()
+    secret = request.headers.get("x-guard-api-key-secret") or ""
+    if not key_id or not secret:
+        raise ApiError(401, "missing X-GUARD-API-KEY-ID or X-GUARD-API-KEY-SECRET header")
+    record = await _run(_store(request).get, KEYS, apikeys.LOOKUP_PARTITION, api_key_key(key_id))
+    if not apikeys.usable(record, secret):
+        raise ApiError(401, "invalid API key")
+    signing_key = request.app.state.signing_key
+    if signing_key is None:
+        raise ApiError(503, "token signing is not available: the signing key could not be read")
+    assert record is not None
+    return {"token": tokens.issue(str(record["owner"]), signing_key, ttl_s=TOKEN_TTL_S), "expires_in": TOKEN_TTL_S}
+
+
+@router.get("/.well-known/jwks.json")
+async def jwks(request: Request) -> dict[str, Any]:
+    key = request.app.state.signing_key
+    return tokens.jwks([key.public_pem] if key is not None else [])
+
+
+# ---- POST/DELETE /key ------------------------------------------------------------------------
+
+
+def new_key_record(who: Caller, name: str, expires: str | None, replay: dict[str, Any] | None,
+                   now: str) -> tuple[dict[str, Any], str | None]:
+    """The stored API-key record and the secret to show once (pure apart from randomness).
+
+    A replay adopts the primary's id, timestamps and hash+salt (or the secret it showed), so
+    the key verifies on both sides and no second secret is ever minted."""
+    key_id = adopt(replay, "id", str(uuid.uuid4()))
+    expires = expires or (datetime.now(UTC) + KEY_LIFETIME).strftime(apikeys.EXPIRES_FORMAT)
+    salt = adopt(replay, "_salt", None) or adopt(replay, "salt", None)
+    digest = adopt(replay, "_hash", None) or adopt(replay, "secret_hash", None)
+    secret = None
+    if not (salt and digest):
+        secret = adopt(replay, "secret", None) or apikeys.new_secret()
+        salt = apikeys.new_salt()
+        digest = apikeys.hash_secret(secret, salt)
+    created = adopt(replay, "created", now)
+    record = {"username": who.account, "key": api_key_key(key_id), "id": key_id, "name": name,
+              "creator": who.principal, "created": created, "updated": created, "expires": expires,
+              "status": "A", "role": who.role, "_salt": salt, "_hash": digest}
+    return record, (secret if replay is None else None)
+
+
+@router.post("/key")
+async def add_key(request: Request, who: Caller = Depends(chariot_caller)) -> Any:
+    body = await json_body(request)
+    m = parse_model(ApiKeyAdd, body)
+    record, secret = new_key_record(who, m.name, m.expires, replay_values(request, body), now_iso())
+    store = _store(request)
+    await _run(store.put, KEYS, record)
+    await _run(store.put, KEYS, record | {"username": apikeys.LOOKUP_PARTITION, "owner": who.account})
+    await record_action(request.app, who.account, who.principal, KEY_CREATED, record["key"], who.role)
+    return plain(record | ({"secret": secret} if secret else {}))
+
+
+@router.delete("/key")
+async def delete_key(request: Request, who: Caller = Depends(chariot_caller)) -> Any:
+    body = await json_body(request)
+    m = parse_model(KeyBody, body)
+    store = _store(request)
+    record = await _run(store.get, KEYS, who.account, m.key)
+    if not record or not m.key.startswith("#key#"):
+        raise not_found(f"API key {m.key} not found")
+    now = adopt(replay_values(request, body), "updated", now_iso())
+    record = record | {"status": "D", "deleted": now, "deleter": who.principal, "updated": now}
+    await _run(store.put, KEYS, record)
+    lookup = await _run(store.get, KEYS, apikeys.LOOKUP_PARTITION, m.key)
+    if lookup:
+        await _run(store.put, KEYS, lookup | {"status": "D", "deleted": now})
+    await record_action(request.app, who.account, who.principal, KEY_DELETED, m.key)
+    return plain(record)
+
+
+# ---- POST/DELETE /account/{member} (people) --------------------------------------------------
+
+
+def _member(member: str) -> str:
+    if not member or member == "account" or "#" in member:
+        raise bad_request("path must be /account/{member} with a member email or integration name")
+    if "@" not in member:
+        # The proxy sends integrations, the webhook and alerts to integration-hub / notification.
+        raise bad_request(f"member {member!r} is not a person (no '@'): integrations are served by integration-hub")
+    return member
+
+
+def collaborator_row(who: Caller, member: str, link: AccountLink, updated: str) -> dict[str, Any]:
+    """The ``#account#<owner>#<member>#`` row a collaborator link stores (pure)."""
+    if member == who.account:
+        raise bad_request("an account cannot add itself as a collaborator")
+    return {"username": who.account, "name": who.account, "member": member, "config": link.config,
+            "updated": updated, "ttl": 0, "role": check_role(link.role) or "admin",
+            "key": account_key(who.account, member, ""), "value": ""}
+
+
+@router.post("/account/{member}")
+async def link_member(member: str, request: Request, who: Caller = Depends(chariot_caller)) -> Any:
+    member = _member(member)
+    body = await json_body(request, {})
+    link = parse_model(AccountLink, body)
+    row = collaborator_row(who, member, link, adopt(replay_values(request, body), "updated", now_iso()))
+    store = _store(request)
+    await _run(store.put, MEMBERS, row)
+    # Mirror row so the collaborator sees the accounts it may act for.
+    await _run(store.put, MEMBERS, row | {"username": member})
+    await record_action(request.app, who.account, who.principal, MEMBER_LINKED, member, row["role"])
+    return plain(row)
+
+
+@router.delete("/account/{member}")
+async def unlink_member(member: str, request: Request, who: Caller = Depends(chariot_caller)) -> Any:
+    member = _member(member)
+    body = await json_body(request, {})
+    link = parse_model(AccountLink, body)
+    if link.key:
+        key = link.key
+        if not key.startswith(account_key(who.account, member)):
+            raise bad_request(f"key {key!r} is not a {member} row of this account")
+    else:
+        key = account_key(who.account, member, "")
+    store = _store(request)
+    row = await _run(store.get, MEMBERS, who.account, key)
+    if not row:
+        raise not_found(f"account {member} is not linked")
+    await _run(store.delete, MEMBERS, who.account, key)
+    await _run(store.delete, MEMBERS, member, key)
+    await record_action(request.app, who.account, who.principal, MEMBER_UNLINKED, member)
+    return plain(row)
+
+
+# ---- GET /my?key=#account#… | #key#… -------------------------------------------------------
+
+
+@router.get("/my")
+async def my(request: Request, who: Caller = Depends(authenticated)) -> Any:
+    term = request.query_params.get("key") or ""
+    table = KEYS if term.startswith("#key") else MEMBERS
+    store = _store(request)
+    size = request.app.state.settings.page_size
+    return await _run(lambda: store.query_my(table, request, who.account, page_size=size))
+
+
+# ---- internal API (service-to-service tokens only) ------------------------------------------
+
+
+@router.get("/internal/api/membership")
+async def membership(
+    request: Request,
+    account: str = Query(min_length=1),
+    principal: str = Query(min_length=1),
+    _: Caller = Depends(require_internal),
+) -> dict[str, Any]:
+    if account == principal:
+        return {"account": account, "principal": principal, "role": "admin"}
+    role = await _run(_store(request).role_of, account, principal)
+    return {"account": account, "principal": principal, "role": role}
+
+
+@router.get("/internal/api/audit")
+async def audit(
+    request: Request,
+    account: str = Query(min_length=1),
+    limit: int = Query(100, ge=1, le=1000),
+    _: Caller = Depends(require_internal),
+) -> dict[str, Any]:
+    """The account's audit trail, newest first."""
+    rows = await _run(lambda: _store(request).query_all(AUDIT, account, "#audit#", limit=limit,
+                                                        descending=True))
+    return {"events": plain(rows)}

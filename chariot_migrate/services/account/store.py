@@ -1,0 +1,33 @@
+"""The account service's own tables (database-per-service), same ``(username, key)`` layout as
+the legacy table so rows, keys and ``GET /my`` offsets are identical on both sides.
+
+* ``account-members``: ``#account#…`` rows — collaborators (+ their mirror row in the member's
+  partition) and the integration read model fed by ``integration.linked`` events;
+* ``account-keys``: ``#key#…`` API keys, plus the ``#apikeys`` id → owner lookup partition;
+* ``account-audit``: the append-only audit trail ``#audit#<time>#<event id>``.
+
+Methods block (boto3): routes call them through ``anyio.to_thread``.
+"""
+
+from __future__ import annotations
+
+from chariot_migrate.model.keys import account_key
+from chariot_migrate.services.common import PlainStore
+from chariot_migrate.services.kit import TableSpec
+
+MEMBERS = "account-members"
+KEYS = "account-keys"
+AUDIT = "account-audit"
+TABLES = [TableSpec(MEMBERS), TableSpec(KEYS), TableSpec(AUDIT)]
+
+
+class AccountStore(PlainStore):
+    def role_of(self, account: str, principal: str) -> str | None:
+        """The collaborator role ``principal`` holds in ``account`` (None when not a member)."""
+        try:
+            key = account_key(account, principal, "")
+        except ValueError:
+            return None
+        row = self.get(MEMBERS, account, key)
+        role = row.get("role") if row else None
+        return str(role) if role else None

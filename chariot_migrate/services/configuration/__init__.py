@@ -1,0 +1,1 @@
+"""The configuration service (phase 8): settings, configurations, feature flags, ``GET /schema``."""
