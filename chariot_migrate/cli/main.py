@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from . import plan_cmd, proxy_cmd, rollout_cmd, shadow_cmd, up_cmd
+from . import dual_write_cmd, plan_cmd, proxy_cmd, rollout_cmd, shadow_cmd, up_cmd
 from .routes_cmd import routes_app
 from .service_cmd import service_app
 
@@ -22,6 +22,20 @@ rollout_cmd.register(app)
 up_cmd.register(app)
 shadow_cmd.register(app)
 plan_cmd.register(app)
+dual_write_cmd.register(app)
+
+DUAL_WRITE_SUBCOMMANDS = {"set", "status", "dead", "retry", "drain", "worker", "--help"}
+
+
+def main() -> None:
+    """Console entry point. Allows the natural `dual-write SERVICE on|off` spelling."""
+    import sys
+
+    argv = sys.argv
+    if len(argv) > 2 and argv[1] == "dual-write" and argv[2] not in DUAL_WRITE_SUBCOMMANDS:
+        argv.insert(2, "set")
+    app()
+
 
 if __name__ == "__main__":
-    app()
+    main()

@@ -85,9 +85,11 @@ def _validate_sections(cfg: RoutesFile, node: yaml.Node | None, filename: str) -
     file is refused as a whole, with the line of the problem."""
     from ..rollout.phase_report import Prices
     from ..rollout.plan import Plan
+    from ..dual_write.config import DualWriteConfig
     from ..shadow.config import ShadowConfig
 
-    checks = [("plan", Plan, cfg.plan), ("shadow", ShadowConfig, cfg.shadow)]
+    checks = [("plan", Plan, cfg.plan), ("shadow", ShadowConfig, cfg.shadow),
+              ("dual_write", DualWriteConfig, cfg.dual_write)]
     for section, model, data in checks:
         if data is None:
             continue

@@ -97,6 +97,7 @@ class LegacyConfig(_Strict):
     provision: str | None = None  # "module:fn" fn(endpoint_url, region): tables, buckets, secrets
     demo: str | None = None  # "module:fn" fn(endpoint_url=, proxy_url=, region=) -> {"env": {...}, "recipe": str}
     default_function: str | None = None  # function for requests no route matches
+    table: str | None = None  # the legacy DynamoDB table, for `data backfill|verify|repair`
     concurrency: int = Field(4, ge=1, le=256)  # warm workers per function (local invoker)
     timeout_s: float = Field(29.0, gt=0)  # API Gateway's integration limit
     retries: RetryPolicy = RetryPolicy()  # retries of reads on the legacy side (none by default)
@@ -117,6 +118,7 @@ class ServiceConfig(_Strict):
     phase: int = Field(..., ge=1)
     url: str | None = None  # base URL of one instance
     app: str | None = None  # "module:factory" ASGI app factory, for `chariot-migrate service run` / `up`
+    migration: str | None = None  # "module:OBJ" data mapper (default: <app package>.migration:MIGRATION)
     urls: list[str] = Field(default_factory=list)  # several instances (load-balanced)
     salt: str | None = None  # bucketing salt; defaults to the service name
     slo: SLO = SLO()

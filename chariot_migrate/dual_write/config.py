@@ -1,0 +1,39 @@
+"""The ``dual_write:`` section of routes.yaml (kept as raw data by the core file model).
+
+```yaml
+dual_write:
+  outbox: sqlite:///.chariot-migrate/outbox.db   # or redis://127.0.0.1:6379/0?prefix=…
+  worker: true              # each proxy worker also replays (leases keep deliveries single)
+  max_attempts: 8           # then the record becomes a dead letter (visible, retryable)
+  base_delay_s: 0.2         # exponential backoff with full jitter …
+  max_delay_s: 30           # … capped here
+  concurrency: 8
+  timeout_s: 10
+  replay_token: "pkg.module:fn"   # returns the bearer token of the trusted replay identity
+  compare: true             # compare primary vs replay answers in the shadow diff store
+```
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from .outbox import DEFAULT_SQLITE_PATH
+
+
+class DualWriteConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    outbox: str = f"sqlite:///{DEFAULT_SQLITE_PATH}"
+    worker: bool = True
+    max_attempts: int = Field(8, ge=1, le=100)
+    base_delay_s: float = Field(0.2, gt=0)
+    max_delay_s: float = Field(30, gt=0)
+    concurrency: int = Field(8, ge=1, le=256)
+    timeout_s: float = Field(10, gt=0)
+    replay_token: str | None = None
+    compare: bool = True
+
+    @classmethod
+    def from_section(cls, section: dict | None) -> DualWriteConfig:
+        return cls.model_validate(section or {})

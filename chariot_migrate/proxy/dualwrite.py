@@ -1,0 +1,191 @@
+"""Edge dual-write add-on: every acknowledged write also reaches the other side's store.
+
+For a write (non-safe method, not a read-via-POST route) of a service whose dual write is on,
+after the primary answered 2xx the add-on appends a replay record to the durable outbox
+*before the client gets the answer* — so a write the client saw succeed survives even a SIGKILL
+right after. The replay worker (one per proxy worker; leases keep deliveries single) delivers it
+to the other side in order per account, and the primary's and the replay's answers are compared
+in the shadow diff store. Both directions: accounts served by new replay to legacy.
+
+Read-your-writes across a shift: an account whose writes toward the new side are still pending
+keeps being served by legacy until they are delivered.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import time
+from collections.abc import Callable
+
+from prometheus_client import Counter
+
+from ..dual_write.config import DualWriteConfig
+from ..dual_write.outbox import Outbox, open_outbox
+from ..dual_write.records import ReplayRecord
+from ..dual_write.worker import ReplayWorker
+from ..rollout.bucketing import in_cohort
+from ..routes.models import SAFE_METHODS, RoutesFile
+from ..transport import HttpRequest, HttpResponse, Transport
+from .addons import Exchange
+
+log = logging.getLogger("chariot_migrate.proxy")
+
+DUAL_WRITES = Counter("dual_write_records_total", "Replay records by outcome at the edge", ["service", "result"])
+HELD_BACK = Counter("dual_write_held_on_legacy_total",
+                    "Requests kept on legacy because the account's writes toward new are still pending", ["service"])
+
+
+class _Answered:
+    """A transport that 'answers' with a response we already have (the replay's), so the shadow
+    engine can compare primary vs replay without calling anything."""
+
+    def __init__(self, response: HttpResponse) -> None:
+        self.response = response
+
+    async def send(self, request: HttpRequest, timeout: float) -> HttpResponse:
+        return self.response
+
+    async def aclose(self) -> None:
+        return None
+
+
+def _resolve(ref: str) -> Callable[[], str]:
+    module, _, attr = ref.partition(":")
+    return getattr(importlib.import_module(module), attr)
+
+
+class DualWriteAddon:
+    def __init__(self, get_config: Callable[[], RoutesFile], transports: Callable[[str, str], Transport | None], *,
+                 outbox: Outbox | None = None, shadow_engine=None, shadow_rules=None) -> None:
+        self._get_config = get_config
+        self.cfg = DualWriteConfig.from_section(get_config().dual_write)
+        self.outbox = outbox or open_outbox(self.cfg.outbox)
+        self._transports = transports
+        self._shadow = shadow_engine
+        self._rules = shadow_rules
+        token_fn = _resolve(self.cfg.replay_token) if self.cfg.replay_token else None
+        self.worker = ReplayWorker(
+            self.outbox, self._transport_for, max_attempts=self.cfg.max_attempts, base_delay_s=self.cfg.base_delay_s,
+            max_delay_s=self.cfg.max_delay_s, concurrency=self.cfg.concurrency, timeout_s=self.cfg.timeout_s,
+            replay_token_provider=token_fn, on_result=self._on_result if self.cfg.compare else None,
+        )
+        self._pending_cache: dict[tuple[str, str], tuple[int, float]] = {}
+
+    def _transport_for(self, service: str, side: str) -> Transport:
+        t = self._transports(service, side)
+        if t is None:
+            raise LookupError(f"no transport for {service} on the {side} side")
+        return t
+
+    # ---- decisions ----------------------------------------------------------------------------
+
+    def _is_write(self, ex: Exchange) -> bool:
+        return ex.request.method not in SAFE_METHODS and not (ex.route is not None and ex.route.shadow)
+
+    def wanted(self, ex: Exchange) -> bool:
+        decided = ex.notes.get("dual_write")
+        if decided is None:
+            decided = ex.notes["dual_write"] = self._decide(ex)
+        return bool(decided)
+
+    def _decide(self, ex: Exchange) -> bool:
+        s = ex.state
+        if ex.service is None or s is None or s.dual_write != "on" or ex.other is None or not self._is_write(ex):
+            return False
+        if ex.request.header("x-migrate-replay"):  # a replay is never replayed again
+            return False
+        if s.dual_write_bp >= 10_000 or ex.account is None:
+            return True
+        svc = self._get_config().services.get(ex.service)
+        return in_cohort(f"{(svc.salt if svc and svc.salt else ex.service)}:dual", ex.account, s.dual_write_bp)
+
+    # ---- hooks --------------------------------------------------------------------------------
+
+    async def before(self, ex: Exchange) -> None:
+        """Keep an account on legacy while its writes toward new are still in the outbox."""
+        s = ex.state
+        if ex.side != "new" or ex.account is None or s is None or s.dual_write != "on" or ex.decision == "pinned":
+            return
+        key = (ex.service or "", ex.account)
+        now = time.monotonic()
+        cached = self._pending_cache.get(key)
+        if cached is None or cached[1] < now:
+            n = await self.outbox.pending_for(ex.service or "", ex.account, "new")
+            self._pending_cache[key] = cached = (n, now + 0.25)
+            if len(self._pending_cache) > 50_000:
+                self._pending_cache.clear()
+        if cached[0] > 0 and ex.other is not None:
+            ex.side, ex.primary, ex.other, ex.decision = "legacy", ex.other, ex.primary, "draining"
+            HELD_BACK.labels(ex.service or "-").inc()
+
+    def needs_body(self, ex: Exchange) -> bool:
+        return self.wanted(ex)
+
+    async def response(self, ex: Exchange) -> None:
+        if not self.wanted(ex) or ex.response is None or ex.error is not None or not 200 <= ex.response.status < 300:
+            return
+        target = "legacy" if ex.side == "new" else "new"
+        request = ex.request
+        header = self._account_header()
+        if header and ex.account and request.header(header) is None:
+            # The replay identity acts *for* the account: name it the way the API expects.
+            request = HttpRequest(**{**{f: getattr(request, f) for f in request.__slots__},
+                                     "headers": [*request.headers, (header, ex.account)]})
+        rec = ReplayRecord.from_exchange(
+            service=ex.service or "", account=ex.account or "-", target=target, request=request,
+            response=ex.response, route_id=ex.route.id if ex.route else "",
+            idempotency_key=ex.request.header("idempotency-key") or "", function=ex.request.function,
+        )
+        try:
+            await self.outbox.append(rec)
+        except Exception as e:  # noqa: BLE001 — never claim success for a write we cannot replay
+            DUAL_WRITES.labels(ex.service or "-", "append_failed").inc()
+            log.error("dual write: outbox append failed for %s %s: %s", ex.request.method, ex.request.path, e)
+            ex.response = HttpResponse(503, [("content-type", "application/json"), ("retry-after", "1")],
+                                       b'{"error": "the write was applied but could not be recorded for the other '
+                                       b'side; retry it (it is idempotent on the primary)", "side": "' +
+                                       ex.side.encode() + b'"}')
+            return
+        DUAL_WRITES.labels(ex.service or "-", "appended").inc()
+        self.worker.notify()
+        # Dual-written writes are replay-compared; if the caller did not send one, tell it the key we used.
+        ex.extra_headers.append(("x-migrate-replay-id", rec.id))
+
+    def done(self, ex: Exchange) -> None:
+        return None
+
+    def _account_header(self) -> str | None:
+        for source in self._get_config().bucket_by:
+            kind, _, name = source.partition(":")
+            if kind == "header":
+                return name.lower()
+        return None
+
+    async def _on_result(self, record: ReplayRecord, response: HttpResponse) -> None:
+        if self._shadow is None:
+            return
+        from ..shadow.engine import ShadowJob
+
+        req = HttpRequest(method=record.request.method, path=record.request.path, query=record.request.query,
+                          headers=list(record.request.headers), body=record.request.body,
+                          route_template=record.request.route_template, path_params=dict(record.request.path_params),
+                          function=record.request.function, stage=record.request.stage)
+        primary = HttpResponse(record.primary.status, list(record.primary.headers), record.primary.body)
+        other = _Answered(response)
+        primary_side = "legacy" if record.target == "new" else "new"
+        rules = self._rules(record.route_id) if self._rules else None
+        self._shadow.submit(ShadowJob(
+            service=record.service, route_id=record.route_id, request=req, primary_side=primary_side,
+            primary=primary, primary_latency_s=0.0, primary_transport=other, shadow_transport=other,
+            timeout_s=1.0, noise_sample=False, rules=rules,
+        ))
+
+    async def start(self) -> None:
+        if self.cfg.worker:
+            self.worker.start()
+
+    async def aclose(self) -> None:
+        if self.cfg.worker:
+            await self.worker.stop()
+        await self.outbox.aclose()
