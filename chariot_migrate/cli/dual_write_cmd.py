@@ -139,6 +139,7 @@ def worker(routes: str = RoutesOpt, outbox: str = OutboxOpt) -> None:
 
         w = ReplayWorker(ob, pick, max_attempts=dw.max_attempts, base_delay_s=dw.base_delay_s,
                          max_delay_s=dw.max_delay_s, concurrency=dw.concurrency, timeout_s=dw.timeout_s,
+                         lease_s=max(dw.lease_s, dw.timeout_s + 1),
                          replay_token_provider=token)
         console.print("replay worker running; Ctrl-C stops it")
         try:

@@ -9,6 +9,7 @@ dual_write:
   max_delay_s: 30           # … capped here
   concurrency: 8
   timeout_s: 10
+  lease_s: 30               # must exceed timeout_s; a crashed worker's lanes wait this long
   replay_token: "pkg.module:fn"   # returns the bearer token of the trusted replay identity
   compare: true             # compare primary vs replay answers in the shadow diff store
 ```
@@ -31,6 +32,8 @@ class DualWriteConfig(BaseModel):
     max_delay_s: float = Field(30, gt=0)
     concurrency: int = Field(8, ge=1, le=256)
     timeout_s: float = Field(10, gt=0)
+    # A delivery lease; a worker that dies holding one delays that account's lane this long.
+    lease_s: float = Field(30, gt=0)
     replay_token: str | None = None
     compare: bool = True
 

@@ -68,6 +68,7 @@ class DualWriteAddon:
         self.worker = ReplayWorker(
             self.outbox, self._transport_for, max_attempts=self.cfg.max_attempts, base_delay_s=self.cfg.base_delay_s,
             max_delay_s=self.cfg.max_delay_s, concurrency=self.cfg.concurrency, timeout_s=self.cfg.timeout_s,
+            lease_s=max(self.cfg.lease_s, self.cfg.timeout_s + 1),
             replay_token_provider=token_fn, on_result=self._on_result if self.cfg.compare else None,
         )
         self._pending_cache: dict[tuple[str, str], tuple[int, float]] = {}
