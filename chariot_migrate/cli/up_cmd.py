@@ -74,6 +74,15 @@ class Child:
         self._log.close()
 
 
+def _redis_answers(url: str) -> bool:
+    try:
+        import redis
+
+        return bool(redis.Redis.from_url(url, socket_connect_timeout=0.5, socket_timeout=0.5).ping())
+    except Exception:  # noqa: BLE001 — any failure means "no Redis here"
+        return False
+
+
 def _importable(module: str) -> bool:
     try:
         return importlib.util.find_spec(module) is not None
@@ -94,6 +103,8 @@ def register(app: typer.Typer) -> None:
            moto_port: int = typer.Option(0, help="moto server port (0 = any free port)"),
            workers: int = typer.Option(1, help="proxy workers"),
            services: bool = typer.Option(True, help="also start the new services (at 0 %)"),
+           redis_url: str = typer.Option("redis://127.0.0.1:6379/0", "--redis",
+                                         help="event bus and cache for the services, used when it answers"),
            state_dir: str = typer.Option(".chariot-migrate", help="where demo.env and logs go")) -> None:
         """Start moto, the legacy Lambda estate, the new services and the proxy on 127.0.0.1."""
         from ..lambda_adapters.invokers import load_functions
@@ -123,6 +134,15 @@ def register(app: typer.Typer) -> None:
                    "AWS_DEFAULT_REGION": cfg.legacy.region}
             if state:
                 env["CHARIOT_MIGRATE_STATE"] = state
+            # Services find each other as <NAME>_URL (e.g. ACCOUNT_URL); events cross processes
+            # through Redis Streams when a Redis answers, else each service keeps its own bus.
+            for name, svc in cfg.services.items():
+                if svc.url:
+                    env.setdefault(name.upper().replace("-", "_") + "_URL", svc.url)
+            if _redis_answers(redis_url):
+                env.setdefault("REDIS_URL", redis_url)
+                env.setdefault("EVENT_BUS", "redis")
+                console.print(f"event bus        Redis Streams at {redis_url}")
             if services:
                 for name, svc in sorted(cfg.services.items(), key=lambda kv: kv[1].phase):
                     if not svc.app or not svc.url:

@@ -1,0 +1,140 @@
+"""Asset, seed, attribute and preseed rules as pure functions over plain dicts.
+
+Each function takes the stored item (or None) and the request's values and returns the item
+to store, exactly as the legacy handlers shape it (history entries, ttl, class, surfaces).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from chariot_migrate.model import keys
+from chariot_migrate.model.classes import asset_class, is_private
+
+from .contract import WriteContext
+
+TTL_SECONDS = 7 * 86400
+
+
+def ttl_of(now: str) -> int:
+    return int(datetime.strptime(now, "%Y-%m-%dT%H:%M:%SZ").timestamp()) + TTL_SECONDS
+
+
+def history_entry(old: str, new: str, by: str, now: str, comment: str | None = None) -> dict[str, Any]:
+    h: dict[str, Any] = {"from": old, "to": new, "by": by, "updated": now}
+    if comment:
+        h["comment"] = comment
+    return h
+
+
+def asset_key_for(kind: str, dns: str, name: str) -> str:
+    return keys.asset_key(dns, name) if kind == "asset" else keys.generic_key(kind, dns, name)
+
+
+def merge_asset(existing: dict[str, Any], ctx: WriteContext, now: str, *, status: str | None,
+                surface: list[str] | None, capability: str, comment: str | None,
+                extra: dict[str, Any] | None) -> dict[str, Any]:
+    """An existing asset seen again: new status (with history), surfaces and capability merged."""
+    item = dict(existing)
+    old = item.get("status")
+    if status and status != old:
+        item["status"] = status
+        item["history"] = [*item.get("history", []), history_entry(old or "", status, ctx.principal, now, comment)]
+    if surface:
+        item["attackSurface"] = sorted(set(item.get("attackSurface", [])) | set(surface))
+    if capability and capability not in item.get("capability", []):
+        item["capability"] = [*item.get("capability", []), capability]
+    item.update(extra or {})
+    item["visited"] = item["updated"] = now
+    return item
+
+
+def new_asset(ctx: WriteContext, key: str, dns: str, name: str, now: str, *, status: str | None,
+              source: str, surface: list[str] | None, kind: str, origin: str, capability: str,
+              comment: str | None, created: str, extra: dict[str, Any] | None) -> dict[str, Any]:
+    surface = [s for s in (surface or []) if s] or ["external"]
+    lowered_dns, lowered_name = (dns.lower(), name.lower()) if kind == "asset" else (dns, name)
+    item = {
+        "username": ctx.username, "key": key, "dns": lowered_dns, "name": lowered_name,
+        "group": lowered_dns, "identifier": lowered_name,
+        "class": asset_class(lowered_dns, lowered_name, source), "status": status or "A",
+        "source": source, "origin": origin or source, "private": is_private(lowered_name),
+        "created": created, "updated": now, "visited": now, "ttl": ttl_of(now),
+        "attackSurface": surface, "capability": [capability] if capability else [],
+        "isExternal": "external" in surface, "isInternal": "internal" in surface,
+        "isCloud": "cloud" in surface, "isApplication": "application" in surface,
+        "isRepository": "repository" in surface,
+        "history": [history_entry("", status or "A", ctx.principal, now, comment)], "tags": [],
+        "type": kind,
+    }
+    item.update(extra or {})
+    return item
+
+
+def with_asset_status(item: dict[str, Any], ctx: WriteContext, now: str, status: str,
+                      comment: str | None = None) -> dict[str, Any]:
+    old = item.get("status")
+    item = dict(item)
+    if status != old:
+        item["status"] = status
+        item["history"] = [*item.get("history", []), history_entry(old or "", status, ctx.principal, now, comment)]
+    item["updated"] = now
+    return item
+
+
+def new_attribute(ctx: WriteContext, key: str, source_key: str, name: str, value: str, now: str, *,
+                  capability: str, created: str) -> dict[str, Any]:
+    return {
+        "username": ctx.username, "key": key, "source": source_key, "origin_source": "self",
+        "name": name, "value": value, "status": "A", "capability": capability,
+        "created": created, "ttl": ttl_of(now), "metadata": {},
+    }
+
+
+def new_preseed(ctx: WriteContext, key: str, type_: str, title: str, value: str, *, display: str,
+                status: str, capability: str, created: str) -> dict[str, Any]:
+    return {
+        "username": ctx.username, "key": key, "type": type_, "title": title, "value": value,
+        "display": display, "status": status, "created": created,
+        "capability": capability, "metadata": {}, "ttl": 0,
+    }
+
+
+def with_preseed_status(item: dict[str, Any], ctx: WriteContext, now: str, status: str,
+                        comment: str | None) -> dict[str, Any]:
+    item = dict(item)
+    if status != item.get("status"):
+        entry = {"from": item.get("status", ""), "to": status, "by": ctx.principal, "updated": now,
+                 **({"comment": comment} if comment else {})}
+        item["history"] = [*item.get("history", []), entry]
+    item.update(status=status, updated=now)
+    return item
+
+
+def is_asset_update(body: dict[str, Any]) -> bool:
+    """``PUT /asset`` with a key and no identity fields updates (by key or prefix) instead of adding."""
+    return "key" in body and not any(body.get(f) for f in ("group", "identifier", "dns", "name"))
+
+
+def is_seed_add(body: dict[str, Any]) -> bool:
+    return "model" in body or ("type" in body and "key" not in body)
+
+
+def seed_extra(model: dict[str, Any]) -> dict[str, Any]:
+    drop = ("dns", "name", "group", "identifier", "status", "key", "username", "source")
+    return {k: v for k, v in model.items() if k not in drop}
+
+
+def discovered_event(item: dict[str, Any]) -> dict[str, Any] | None:
+    """``asset.discovered`` data for a stored asset (None for kinds the schema does not cover)."""
+    key = str(item.get("key", ""))
+    if not key.startswith("#asset#") or not item.get("dns") or not item.get("name"):
+        return None
+    data: dict[str, Any] = {"key": key, "dns": item["dns"], "name": item["name"]}
+    for f in ("status", "source", "class"):
+        if isinstance(item.get(f), str) and item[f]:
+            data[f] = item[f]
+    # The whole entity rides along so consumers keep faithful read models (relationship queries).
+    data["entity"] = item
+    return data

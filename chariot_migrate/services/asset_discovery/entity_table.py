@@ -1,0 +1,100 @@
+"""One service table of Chariot entities (``username`` partition, ``key`` sort key) with the
+legacy storage rules, plus the ``#statistic#`` status counters legacy keeps on every change.
+
+Synchronous (boto3): the routes run these in a worker thread.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from boto3.dynamodb.types import TypeSerializer
+
+from chariot_migrate.model import keys
+from chariot_migrate.model.clock import day_of
+from chariot_migrate.services.kit.repository import (
+    Repository,
+    TableSpec,
+    deserialize_item,
+    serialize_item,
+    to_dynamo,
+)
+
+from .contract import public, storable
+
+# Hidden: the legacy item shape has no version attribute, and ``_`` attributes never reach clients.
+VERSION_ATTRIBUTE = "_version"
+_serializer = TypeSerializer()
+
+
+class EntityTable:
+    def __init__(self, client: Any, spec: TableSpec) -> None:
+        self.client = client
+        self.spec = spec
+        self.name = spec.name
+        self.repo = Repository(client, spec, version_attribute=VERSION_ATTRIBUTE)
+
+    def get(self, username: str, key: str) -> dict[str, Any] | None:
+        item = self.repo.get(username, key)
+        return public(item) if item else None
+
+    def put(self, item: dict[str, Any]) -> dict[str, Any]:
+        """Unconditional write of the legacy item shape; ``None`` attributes are kept as NULL like
+        legacy's table (the kit repository would drop them, and reads would then differ)."""
+        stored = storable(item) | {VERSION_ATTRIBUTE: 1}
+        self.client.put_item(TableName=self.name, Item={k: _serializer.serialize(to_dynamo(v))
+                                                         for k, v in stored.items()})
+        return item
+
+    def delete(self, username: str, key: str) -> dict[str, Any] | None:
+        old = self.repo.delete(username, key)
+        return public(old) if old else None
+
+    def query_all(self, username: str, prefix: str) -> list[dict[str, Any]]:
+        return [public(i) for i in self.repo.iter_prefix(username, prefix, page_size=1000)]
+
+    def raw_all(self, username: str, prefix: str = "") -> list[dict[str, Any]]:
+        return list(self.repo.iter_prefix(username, prefix, page_size=1000))
+
+    def put_raw(self, items: Iterable[dict[str, Any]]) -> int:
+        return self.repo.batch_put(items)
+
+    def add_counter(self, username: str, key: str, delta: int, attrs: dict[str, Any]) -> int:
+        """Atomically add ``delta`` to the hidden ``_count`` and mirror it into ``data.count``."""
+        names = {"#n": "_count"}
+        values: dict[str, Any] = {":d": {"N": str(delta)}}
+        sets = []
+        for i, (k, v) in enumerate(attrs.items()):
+            names[f"#a{i}"] = k
+            values[f":a{i}"] = serialize_item({"v": to_dynamo(v)})["v"]
+            sets.append(f"#a{i} = :a{i}")
+        expr = "ADD #n :d" + (" SET " + ", ".join(sets) if sets else "")
+        resp = self.client.update_item(
+            TableName=self.name, Key={"username": {"S": username}, "key": {"S": key}},
+            UpdateExpression=expr, ExpressionAttributeNames=names, ExpressionAttributeValues=values,
+            ReturnValues="ALL_NEW",
+        )
+        total = int(deserialize_item(resp["Attributes"])["_count"])
+        self.client.update_item(
+            TableName=self.name, Key={"username": {"S": username}, "key": {"S": key}},
+            UpdateExpression="SET #d = :v", ExpressionAttributeNames={"#d": "data"},
+            ExpressionAttributeValues={":v": {"M": {"count": {"N": str(total)}}}},
+        )
+        return total
+
+
+def record_status(stats: EntityTable, username: str, type_: str, old: str | None, new: str | None,
+                  now: str) -> None:
+    """Keep the ``#statistic#my#status:<S>#…`` rows legacy keeps: a running total and today's snapshot."""
+    if old == new:
+        return
+    for status, delta in ((old, -1), (new, 1)):
+        if not status:
+            continue
+        name = f"my#status:{status}"
+        attrs = {"type": type_, "name": name, "value": status, "created": now}
+        total = stats.add_counter(username, keys.statistic_key(name, "total"), delta, attrs)
+        stats.put({"username": username, "key": keys.statistic_key(name, day_of(now)), "type": type_,
+                   "name": name, "value": status, "created": day_of(now), "updated": now,
+                   "data": {"count": total}})

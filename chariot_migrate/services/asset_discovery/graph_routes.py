@@ -1,0 +1,71 @@
+"""Route plumbing both graph services share: the write context of a request, running the
+blocking operation in a worker thread with legacy error mapping, and publishing its events
+after the write succeeded."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from anyio import to_thread
+from fastapi import Request
+from fastapi.responses import JSONResponse
+
+from chariot_migrate.model.clock import now_iso
+from chariot_migrate.services.common import authenticated, chariot_caller, is_replay, json_body, param_flag
+from chariot_migrate.services.kit import Event
+
+from .contract import WriteContext, error_of, public
+
+log = logging.getLogger("chariot.graph")
+GLOBAL_USERNAME = "global"
+
+
+def respond(status: int, body: Any) -> JSONResponse:
+    return JSONResponse(public(body), status_code=status)
+
+
+async def write_context(request: Request) -> WriteContext:
+    """Authenticate like legacy ``@secured`` (readonly may not write), then describe the write."""
+    who = await chariot_caller(request)
+    return WriteContext(who.principal, who.account, who.role, is_replay(request), now_iso())
+
+
+async def read_partition(request: Request) -> str:
+    """The partition a read looks at: the caller's account, or ``global`` with ``?global=true``."""
+    who = await authenticated(request)
+    return GLOBAL_USERNAME if param_flag(request, "global") else who.account
+
+
+async def run_write(request: Request, op: Callable[[WriteContext, dict[str, Any]], Any]) -> JSONResponse:
+    ctx = await write_context(request)
+    body = await json_body(request)
+    return await run_blocking(request, lambda: op(ctx, body), ctx)
+
+
+async def run_blocking(request: Request, fn: Callable[[], Any], ctx: WriteContext | None = None) -> JSONResponse:
+    """Run ``fn`` in a worker thread; legacy errors become ``{"message"}`` answers."""
+    try:
+        result = await to_thread.run_sync(fn)
+    except Exception as exc:
+        err = error_of(exc)
+        if err is None:  # legacy never lets a request become a 502: a logged 500 "internal error"
+            log.exception("unhandled error", extra={"route": request.url.path})
+            return respond(500, {"message": "internal error"})
+        return respond(err.status, {"message": err.message})
+    if ctx is not None and ctx.events:
+        await publish(request, ctx)
+    return respond(200, result)
+
+
+async def publish(request: Request, ctx: WriteContext) -> None:
+    """Publish the write's events; the write is already acknowledged, so failures are logged."""
+    bus = getattr(request.app.state, "bus", None)
+    if bus is None:
+        return
+    for event_type, data in ctx.events:
+        try:
+            await bus.publish(Event.new(event_type, ctx.username, public(data)))
+        except Exception as exc:
+            log.error("event publish failed", extra={"type": event_type, "error": f"{type(exc).__name__}: {exc}"})

@@ -1,0 +1,138 @@
+"""asset-discovery's routes: the legacy ``chariot-asset``, ``chariot-seed``, ``chariot-preseed``,
+``chariot-attribute`` functions and ``POST /my`` for Asset/Seed/Attribute/Preseed, plus the
+internal read API risk-assessment uses for relationship queries and risk targets."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+
+from chariot_migrate.services.common import authenticated, json_body, param, param_flag
+from chariot_migrate.services.kit import AuthError
+
+from . import graph_search
+from .contract import ApiError, WriteContext
+from .graph_routes import read_partition, respond, run_blocking, run_write
+
+router = APIRouter()
+
+
+def _service(request: Request) -> Any:
+    return request.app.state.asset_discovery
+
+
+def _op(request: Request, name: str, *args: Any) -> Any:
+    service = _service(request)
+
+    def run(ctx: WriteContext, body: dict[str, Any]) -> Any:
+        return getattr(service.ops(ctx), name)(body, *args)
+
+    return run
+
+
+@router.put("/asset")
+async def put_asset(request: Request) -> JSONResponse:
+    return await run_write(request, _op(request, "put_asset"))
+
+
+@router.delete("/asset")
+async def delete_asset(request: Request) -> JSONResponse:
+    return await run_write(request, _op(request, "delete_asset"))
+
+
+@router.post("/bulk/asset")
+async def bulk_asset(request: Request) -> JSONResponse:
+    return await run_write(request, _op(request, "bulk", "asset", _service(request).write_results_for))
+
+
+@router.put("/seed")
+async def put_seed(request: Request) -> JSONResponse:
+    return await run_write(request, _op(request, "put_seed"))
+
+
+@router.post("/preseed")
+async def add_preseed(request: Request) -> JSONResponse:
+    return await run_write(request, _op(request, "add_preseed"))
+
+
+@router.put("/preseed")
+async def update_preseed(request: Request) -> JSONResponse:
+    return await run_write(request, _op(request, "update_preseed"))
+
+
+@router.delete("/preseed")
+async def delete_preseed(request: Request) -> JSONResponse:
+    return await run_write(request, _op(request, "delete_preseed"))
+
+
+@router.put("/attribute")
+async def put_attribute(request: Request) -> JSONResponse:
+    return await run_write(request, _op(request, "put_attribute"))
+
+
+@router.delete("/attribute")
+async def delete_attribute(request: Request) -> JSONResponse:
+    return await run_write(request, _op(request, "delete_attribute"))
+
+
+@router.post("/bulk/attribute")
+async def bulk_attribute(request: Request) -> JSONResponse:
+    return await run_write(request, _op(request, "bulk", "attribute", _service(request).write_results_for))
+
+
+@router.post("/my")
+async def post_my(request: Request) -> JSONResponse:
+    username = await read_partition(request)
+    body = await json_body(request)
+    try:
+        query = graph_search.parse_query(body)
+    except ApiError as e:
+        return respond(e.status, {"message": e.message})
+    service = _service(request)
+    source = service.kind_source(username)
+    return await run_blocking(request, lambda: graph_search.run_query(
+        query, source, tree=param_flag(request, "tree"), max_response_bytes=service.settings.max_response_bytes))
+
+
+# ---- internal read API (service-to-service tokens only) -------------------------------------
+
+async def _internal(request: Request) -> str:
+    who = await authenticated(request)
+    if not who.internal:
+        raise AuthError(403, "Forbidden: internal API")
+    return who.account
+
+
+@router.get("/internal/api/entity", include_in_schema=False)
+async def internal_entity(request: Request) -> JSONResponse:
+    username = await _internal(request)
+    key = param(request, "key") or ""
+    if not key.startswith("#"):
+        return respond(400, {"message": "query parameter 'key' must be an entity key"})
+    service = _service(request)
+    table = service.store.table_for(key)
+    if table is None:
+        return respond(404, {"message": f"{key} is not owned by asset-discovery"})
+    item = await run_in_thread(lambda: table.get(username, key))
+    if item is None:
+        return respond(404, {"message": f"{key} not found"})
+    return respond(200, item)
+
+
+@router.get("/internal/api/entities", include_in_schema=False)
+async def internal_entities(request: Request) -> JSONResponse:
+    username = await _internal(request)
+    prefix = param(request, "prefix") or ""
+    if not prefix.startswith("#") or prefix.count("#") < 2:
+        return respond(400, {"message": "query parameter 'prefix' must look like #<kind>#"})
+    table = _service(request).store.table_for(prefix)
+    items = [] if table is None else await run_in_thread(lambda: table.query_all(username, prefix))
+    return respond(200, {"items": items})
+
+
+async def run_in_thread(fn: Any) -> Any:
+    from anyio import to_thread
+
+    return await to_thread.run_sync(fn)

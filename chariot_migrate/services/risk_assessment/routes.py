@@ -1,0 +1,94 @@
+"""risk-assessment's routes: the legacy ``chariot-risk`` function and ``POST /my`` for Risk, plus
+the internal read API asset-discovery uses for ``Asset -HAS_VULNERABILITY-> Risk`` queries."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from anyio import to_thread
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+
+from chariot_migrate.services.asset_discovery import graph_search
+from chariot_migrate.services.asset_discovery.contract import ApiError, WriteContext
+from chariot_migrate.services.asset_discovery.graph_routes import (
+    read_partition,
+    respond,
+    run_blocking,
+    run_write,
+)
+from chariot_migrate.services.common import authenticated, json_body, param, param_flag
+from chariot_migrate.services.kit import AuthError
+
+router = APIRouter()
+
+
+def _service(request: Request) -> Any:
+    return request.app.state.risk_assessment
+
+
+@router.put("/risk")
+async def put_risk(request: Request) -> JSONResponse:
+    service = _service(request)
+    return await run_write(request, lambda ctx, body: service.ops(ctx).put_risk(body))
+
+
+@router.delete("/risk")
+async def delete_risk(request: Request) -> JSONResponse:
+    service = _service(request)
+    return await run_write(request, lambda ctx, body: service.ops(ctx).delete_risk(body))
+
+
+@router.post("/bulk/risk")
+async def bulk_risk(request: Request) -> JSONResponse:
+    service = _service(request)
+
+    def run(ctx: WriteContext, body: dict[str, Any]) -> Any:
+        return service.ops(ctx).bulk(body, service.write_results_for)
+
+    return await run_write(request, run)
+
+
+@router.post("/my")
+async def post_my(request: Request) -> JSONResponse:
+    username = await read_partition(request)
+    body = await json_body(request)
+    try:
+        query = graph_search.parse_query(body)
+    except ApiError as e:
+        return respond(e.status, {"message": e.message})
+    service = _service(request)
+    return await run_blocking(request, lambda: graph_search.run_query(
+        query, service.kind_source(username), tree=param_flag(request, "tree"),
+        max_response_bytes=service.settings.max_response_bytes))
+
+
+async def _internal(request: Request) -> str:
+    who = await authenticated(request)
+    if not who.internal:
+        raise AuthError(403, "Forbidden: internal API")
+    return who.account
+
+
+@router.get("/internal/api/entity", include_in_schema=False)
+async def internal_entity(request: Request) -> JSONResponse:
+    username = await _internal(request)
+    key = param(request, "key") or ""
+    if not key.startswith("#risk#"):
+        return respond(404, {"message": f"{key} is not owned by risk-assessment"})
+    item = await to_thread.run_sync(lambda: _service(request).store.risks.get(username, key))
+    if item is None:
+        return respond(404, {"message": f"{key} not found"})
+    return respond(200, item)
+
+
+@router.get("/internal/api/entities", include_in_schema=False)
+async def internal_entities(request: Request) -> JSONResponse:
+    username = await _internal(request)
+    prefix = param(request, "prefix") or ""
+    if not prefix.startswith("#") or prefix.count("#") < 2:
+        return respond(400, {"message": "query parameter 'prefix' must look like #<kind>#"})
+    if not prefix.startswith("#risk#"):
+        return respond(200, {"items": []})
+    items = await to_thread.run_sync(lambda: _service(request).store.risks.query_all(username, prefix))
+    return respond(200, {"items": items})
