@@ -1,0 +1,84 @@
+"""The capabilities service (phase 4): jobs as sagas, the capability registry, schedules."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+import httpx
+from fastapi import FastAPI
+
+from ..common import ChariotSettings, create_chariot_app
+from .peers import HttpPeers, MissingPeers
+from .routes import router
+from .runner import JobRunner
+from .service import JobService
+from .store import JOBS_TABLE, SCHEDULES_TABLE, table_specs
+from .tables import GSI_FIELDS, LegacyShapedTable
+
+log = logging.getLogger("chariot.capabilities")
+
+
+class CapabilitiesSettings(ChariotSettings):
+    asset_url: str | None = None  # asset-discovery (targets, assets, attributes, preseeds)
+    risk_url: str | None = None  # risk-assessment (risks)
+    schedule_interval_s: float = 30.0  # how often due schedules are checked; 0 disables the loop
+    peer_timeout_s: float = 5.0
+    resume_queued_jobs: bool = True  # at startup, run jobs a previous process left queued
+
+
+def create_app(settings: CapabilitiesSettings | None = None, *, peers: object | None = None) -> FastAPI:
+    """``peers`` (TargetLookup + ResultSink) overrides the HTTP peers (tests)."""
+    settings = settings or CapabilitiesSettings.from_env("capabilities")
+
+    async def startup(app: FastAPI) -> None:
+        app.state.tables = {name: LegacyShapedTable(app.state.repos[name].sync, GSI_FIELDS)
+                            for name in (JOBS_TABLE, SCHEDULES_TABLE)}
+        chosen = peers
+        if chosen is None and settings.asset_url and settings.risk_url and app.state.service_token:
+            chosen = HttpPeers(settings.asset_url, settings.risk_url, app.state.service_token,
+                               timeout=settings.peer_timeout_s)
+        app.state.peers = chosen or MissingPeers()
+        if isinstance(chosen, HttpPeers):
+            app.state.ready_checks["asset-discovery"] = health_check(settings.asset_url)
+            app.state.ready_checks["risk-assessment"] = health_check(settings.risk_url)
+        runner = JobRunner(app.state.tables[JOBS_TABLE], app.state.peers, app.state.peers, app.state.bus.publish)
+        app.state.jobs = JobService(app.state.tables[JOBS_TABLE], app.state.tables[SCHEDULES_TABLE],
+                                    app.state.peers, runner)
+        if settings.resume_queued_jobs:
+            await app.state.jobs.resume_queued()
+        app.state.scheduler = (asyncio.create_task(_schedule_loop(app, settings.schedule_interval_s))
+                               if settings.schedule_interval_s > 0 else None)
+
+    async def shutdown(app: FastAPI) -> None:
+        if getattr(app.state, "scheduler", None) is not None:
+            app.state.scheduler.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await app.state.scheduler
+        if getattr(app.state, "jobs", None) is not None:
+            await app.state.jobs.stop()
+        if isinstance(getattr(app.state, "peers", None), HttpPeers):
+            await app.state.peers.aclose()
+
+    return create_chariot_app("capabilities", routers=[router], tables=table_specs(), settings=settings,
+                              on_startup=[startup], on_shutdown=[shutdown])
+
+
+def health_check(base_url: str | None):
+    """Ready only when the peer answers its /health (jobs cannot run without it)."""
+
+    async def check() -> None:
+        async with httpx.AsyncClient(timeout=2.0) as client:
+            (await client.get(f"{base_url}/health")).raise_for_status()
+
+    return check
+
+
+async def _schedule_loop(app: FastAPI, interval: float) -> None:
+    while True:
+        await asyncio.sleep(interval)
+        try:
+            await app.state.jobs.run_due_schedules()
+        except Exception:  # keep the loop alive; the next tick retries
+            log.exception("schedule tick failed")

@@ -1,0 +1,116 @@
+"""Routes: ``POST /job``, ``GET /capabilities``, ``GET /my`` (jobs, schedules), schedules CRUD."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from anyio import to_thread
+from fastapi import APIRouter, Depends, Request
+
+from chariot_migrate.model import capabilities as caps
+from chariot_migrate.model.clock import now_iso
+from chariot_migrate.model.requests import JobAdd
+
+from ..common import (
+    ApiError,
+    adopt,
+    bad_request,
+    chariot_caller,
+    json_body,
+    not_found,
+    param,
+    parse_model,
+    replay_values,
+)
+from ..kit import Caller
+from . import schedules
+from .service import JobService
+from .store import SCHEDULE_PREFIX, SCHEDULES_TABLE, table_for_key
+from .tables import SearchError, search_my
+
+router = APIRouter()
+
+
+def _service(request: Request) -> JobService:
+    return request.app.state.jobs
+
+
+@router.post("/job")
+@router.post("/job/", include_in_schema=False)  # the old UI's trailing slash
+async def add_job(request: Request, who: Caller = Depends(chariot_caller)) -> list[dict[str, Any]]:
+    body = await json_body(request)
+    m = parse_model(JobAdd, body)
+    return await _service(request).add(who.account, m.key, m.capabilities, m.config, m.credential_ids,
+                                       replay_values(request, body))
+
+
+@router.get("/capabilities")
+async def list_capabilities(request: Request, who: Caller = Depends(chariot_caller)) -> list[dict[str, Any]]:
+    return caps.capability_list(param(request, "name") or "", param(request, "target") or "",
+                                param(request, "executor") or "")
+
+
+@router.get("/my")
+async def search(request: Request, who: Caller = Depends(chariot_caller)) -> dict[str, Any]:
+    params = {k: request.query_params.getlist(k)[-1] for k in request.query_params}
+    tables = request.app.state.tables
+    table = tables[table_for_key(params.get("key") or "")]
+    try:
+        return await to_thread.run_sync(
+            lambda: search_my(table, who.account, params, request.app.state.settings.page_size))
+    except SearchError as e:
+        raise bad_request(str(e)) from None
+
+
+# -- schedules ---------------------------------------------------------------------------------------
+
+
+async def _schedule(request: Request, account: str, schedule_id: str) -> dict[str, Any]:
+    if "#" in schedule_id:
+        raise bad_request("scheduleId must not contain '#'")
+    item = await request.app.state.tables[SCHEDULES_TABLE].aget(account, SCHEDULE_PREFIX + schedule_id)
+    if not item:
+        raise not_found(f"schedule {schedule_id} not found")
+    return item
+
+
+@router.post("/capability/schedule")
+async def create_schedule(request: Request, who: Caller = Depends(chariot_caller)) -> dict[str, Any]:
+    body = await json_body(request)
+    m = parse_model(schedules.ScheduleCreate, body)
+    await _service(request).find_target(who.account, m.target_key)
+    replay = replay_values(request, body)
+    now = adopt(replay, "createdAt", now_iso())
+    item = schedules.build(m, who.account, adopt(replay, "scheduleId", str(uuid.uuid4())), now)
+    return await request.app.state.tables[SCHEDULES_TABLE].aput(item)
+
+
+@router.put("/capability/schedule/{schedule_id}")
+async def update_schedule(schedule_id: str, request: Request, who: Caller = Depends(chariot_caller)) -> dict[str, Any]:
+    body = await json_body(request)
+    m = parse_model(schedules.ScheduleUpdate, body)
+    item = await _schedule(request, who.account, schedule_id)
+    now = adopt(replay_values(request, body), "updatedAt", now_iso())
+    return await request.app.state.tables[SCHEDULES_TABLE].aput(schedules.apply_update(item, m, now))
+
+
+@router.delete("/capability/schedule/{schedule_id}")
+async def delete_schedule(schedule_id: str, request: Request, who: Caller = Depends(chariot_caller)) -> dict[str, Any]:
+    item = await _schedule(request, who.account, schedule_id)
+    await request.app.state.tables[SCHEDULES_TABLE].adelete(who.account, item["key"])
+    return item
+
+
+@router.patch("/capability/schedule/{schedule_id}/{action}")
+async def pause_resume(schedule_id: str, action: str, request: Request,
+                       who: Caller = Depends(chariot_caller)) -> dict[str, Any]:
+    if action not in ("pause", "resume"):
+        raise bad_request(f"unknown schedule action {action!r} (want pause or resume)")
+    await json_body(request, {})
+    item = await _schedule(request, who.account, schedule_id)
+    try:
+        changed = schedules.transition(item, action, adopt(replay_values(request), "updatedAt", now_iso()))
+    except ValueError as e:
+        raise ApiError(409, str(e)) from None
+    return await request.app.state.tables[SCHEDULES_TABLE].aput(changed)

@@ -1,0 +1,64 @@
+"""The reporting service (phase 7): counts, statistics, files, exports; read models from events."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+
+from anyio import to_thread
+from fastapi import FastAPI
+
+from chariot_migrate.model.clock import now_iso
+
+from ..capabilities.tables import GSI_FIELDS, LegacyShapedTable
+from ..common import ChariotSettings, create_chariot_app
+from ..kit.events import Event, TableProcessedStore, idempotent
+from .blobs import Blobs
+from .readmodel import CONSUMES, ReadModel
+from .routes import router
+from .store import ENTITIES_TABLE, EXPORTS_TABLE, FILES_TABLE, STATISTICS_TABLE, table_specs
+
+
+class ReportingSettings(ChariotSettings):
+    # Blobs stay in the legacy bucket during the migration (see blobs.py); legacy's CHARIOT_BUCKET
+    # is the fallback name.
+    files_bucket: str = "chariot-files"
+
+    @classmethod
+    def from_env(cls, service: str = "reporting", env=None, **overrides):  # type: ignore[override]
+        env = os.environ if env is None else env
+        if "files_bucket" not in overrides and not any(
+                v in env for v in ("CHARIOT_REPORTING_FILES_BUCKET", "FILES_BUCKET")) and "CHARIOT_BUCKET" in env:
+            overrides["files_bucket"] = env["CHARIOT_BUCKET"]
+        return super().from_env(service, env, **overrides)
+
+
+def create_app(settings: ReportingSettings | None = None) -> FastAPI:
+    settings = settings or ReportingSettings.from_env("reporting")
+
+    async def startup(app: FastAPI) -> None:
+        app.state.clock = now_iso
+        app.state.tables = {n: LegacyShapedTable(app.state.repos[n].sync, GSI_FIELDS)
+                            for n in (FILES_TABLE, STATISTICS_TABLE, ENTITIES_TABLE, EXPORTS_TABLE)}
+        app.state.blobs = Blobs(settings.files_bucket, endpoint_url=settings.aws_endpoint_url,
+                                region=settings.aws_region)
+        app.state.readmodel = ReadModel(app.state.tables[ENTITIES_TABLE], app.state.tables[STATISTICS_TABLE])
+        app.state.export_tasks = set()
+        processed = TableProcessedStore(app.state.repos[ENTITIES_TABLE].sync, group="reporting")
+
+        async def apply(event: Event) -> None:
+            await to_thread.run_sync(lambda: app.state.readmodel.apply(event))
+
+        app.state.apply_event = idempotent(apply, processed)
+
+    async def shutdown(app: FastAPI) -> None:
+        tasks = list(getattr(app.state, "export_tasks", ()))
+        if tasks:
+            await asyncio.wait(tasks, timeout=10)
+
+    async def on_event(event: Event, app: FastAPI) -> None:
+        await app.state.apply_event(event)
+
+    return create_chariot_app("reporting", routers=[router], tables=table_specs(), settings=settings,
+                              subscriptions=[("reporting", list(CONSUMES), on_event)],
+                              on_startup=[startup], on_shutdown=[shutdown])

@@ -1,0 +1,50 @@
+"""File blobs in S3 (``{username}/{path}``) with presigned URLs, as legacy/blobs.py does.
+
+The bucket defaults to the legacy one (``CHARIOT_BUCKET``): blobs are immutable objects that both
+sides read during the migration, so only the ``#file#`` rows move to reporting's own table.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import boto3
+from botocore.config import Config
+
+from ..common import bad_request
+
+PRESIGN_SECONDS = 3600
+
+
+def check_name(name: str | None) -> str:
+    if not name:
+        raise bad_request("query parameter 'name' is required (the file path, e.g. home/report.pdf)")
+    if name.startswith("/") or ".." in name.split("/") or "\x00" in name or len(name) > 1024:
+        raise bad_request(f"invalid file name {name!r}: use a relative path without '..'")
+    return name
+
+
+def object_key(username: str, name: str) -> str:
+    return f"{username}/{name}"
+
+
+class Blobs:
+    def __init__(self, bucket: str, *, endpoint_url: str | None, region: str) -> None:
+        self.bucket = bucket
+        # Path-style + SigV4: presigned URLs must work against a local endpoint (no bucket DNS).
+        self.s3: Any = boto3.client("s3", endpoint_url=endpoint_url, region_name=region,
+                                    config=Config(s3={"addressing_style": "path"}, signature_version="s3v4"))
+
+    def presign(self, method: str, username: str, name: str) -> str:
+        op = {"GET": "get_object", "PUT": "put_object"}[method]
+        return self.s3.generate_presigned_url(op, Params={"Bucket": self.bucket, "Key": object_key(username, name)},
+                                              ExpiresIn=PRESIGN_SECONDS)
+
+    def write(self, username: str, name: str, data: bytes, content_type: str = "application/octet-stream") -> None:
+        self.s3.put_object(Bucket=self.bucket, Key=object_key(username, name), Body=data, ContentType=content_type)
+
+    def read(self, username: str, name: str) -> bytes:
+        return self.s3.get_object(Bucket=self.bucket, Key=object_key(username, name))["Body"].read()
+
+    def remove(self, username: str, name: str) -> None:
+        self.s3.delete_object(Bucket=self.bucket, Key=object_key(username, name))

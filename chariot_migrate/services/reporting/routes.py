@@ -1,0 +1,166 @@
+"""Routes: ``GET /my/count``, ``GET /my`` (statistics, files, export jobs), ``/file``,
+``/encrypted-file``, ``POST /export/report``."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from typing import Any
+
+from anyio import to_thread
+from fastapi import APIRouter, Depends, Request, Response
+
+from chariot_migrate.model.keys import file_key
+from chariot_migrate.model.status import job_status
+
+from ..capabilities.tables import GLOBAL_USERNAME, SearchError, search_my
+from ..common import adopt, bad_request, chariot_caller, json_body, not_found, param, param_flag, parse_model
+from ..common import replay_values as replay_of
+from ..kit import Caller
+from . import export, readmodel
+from .blobs import check_name
+from .store import ENTITIES_TABLE, EXPORTS_TABLE, FILES_TABLE, table_for_key
+
+router = APIRouter()
+log = logging.getLogger("chariot.reporting")
+
+
+def _t(request: Request, name: str):
+    return request.app.state.tables[name]
+
+
+def _now(request: Request) -> str:
+    return request.app.state.clock()
+
+
+def _partition(request: Request, who: Caller) -> str:
+    return GLOBAL_USERNAME if param_flag(request, "global") else who.account
+
+
+@router.get("/my/count")
+@router.get("/my/{count}", include_in_schema=False)
+async def my_count(request: Request, who: Caller = Depends(chariot_caller)) -> dict[str, Any]:
+    # The CLI's `search -c` sends whatever term it was given: a key prefix or field:value.
+    term = param(request, "key") or "#"
+    username = _partition(request, who)
+    if term.startswith("#"):
+        return readmodel.count(await _indexed(request, username, term))
+    field, sep, value = term.partition(":")
+    if not sep or not field:
+        raise bad_request("key must be a key prefix starting with '#' or field:value")
+    label = (param(request, "label") or "").lower()
+    rows = await _indexed(request, username, f"#{label}#" if label else "#")
+    exact = param_flag(request, "exact")
+    return readmodel.count([r for r in rows if readmodel.field_match(r.get(field), value, exact)])
+
+
+async def _indexed(request: Request, username: str, prefix: str) -> list[dict[str, Any]]:
+    """Read-model entities (and file rows) under a key prefix."""
+    items = await _t(request, ENTITIES_TABLE).aquery_all(username, prefix)
+    if "#file#".startswith(prefix) or prefix.startswith("#file#"):
+        items += await _t(request, FILES_TABLE).aquery_all(username, prefix)
+    return items
+
+
+@router.get("/my")
+async def search(request: Request, who: Caller = Depends(chariot_caller)) -> dict[str, Any]:
+    params = {k: request.query_params.getlist(k)[-1] for k in request.query_params}
+    table = _t(request, table_for_key(params.get("key") or ""))
+    try:
+        return await to_thread.run_sync(lambda: search_my(table, who.account, params,
+                                                          request.app.state.settings.page_size))
+    except SearchError as e:
+        raise bad_request(str(e)) from None
+
+
+# ---- files ----------------------------------------------------------------------------------------
+
+
+async def _record(request: Request, account: str, name: str, now: str, size: int | None = None) -> dict[str, Any]:
+    item: dict[str, Any] = {"username": account, "key": file_key(name), "name": name, "updated": now}
+    if size is not None:
+        item["bytes"] = size
+    return await _t(request, FILES_TABLE).aput(item)
+
+
+@router.put("/file")
+async def put_file(request: Request, who: Caller = Depends(chariot_caller)) -> dict[str, Any]:
+    name = check_name(param(request, "name"))
+    # Like the real API records the file on the S3 event, legacy records it when the upload is granted.
+    await _record(request, who.account, name, adopt(replay_of(request, {}), "updated", _now(request)))
+    url = await to_thread.run_sync(lambda: request.app.state.blobs.presign("PUT", who.account, name))
+    return {"url": url}
+
+
+@router.get("/file")
+async def get_file(request: Request, who: Caller = Depends(chariot_caller)) -> dict[str, Any]:
+    name = check_name(param(request, "name"))
+    owner = _partition(request, who)
+    if not await _t(request, FILES_TABLE).aget(owner, file_key(name)):
+        raise not_found(f"file {name} not found")
+    return {"url": await to_thread.run_sync(lambda: request.app.state.blobs.presign("GET", owner, name))}
+
+
+@router.delete("/file")
+async def delete_file(request: Request, who: Caller = Depends(chariot_caller)) -> dict[str, Any]:
+    name = check_name(param(request, "name"))
+    row = await _t(request, FILES_TABLE).aget(who.account, file_key(name))
+    if not row:
+        raise not_found(f"file {name} not found")
+    await to_thread.run_sync(lambda: request.app.state.blobs.remove(who.account, name))
+    await _t(request, FILES_TABLE).adelete(who.account, file_key(name))
+    return row
+
+
+@router.put("/encrypted-file")
+async def put_encrypted(request: Request, who: Caller = Depends(chariot_caller)) -> dict[str, Any]:
+    name = check_name(param(request, "name"))
+    data = await request.body()
+    await to_thread.run_sync(lambda: request.app.state.blobs.write(who.account, name, data))
+    return await _record(request, who.account, name, _now(request), len(data))
+
+
+@router.get("/encrypted-file")
+async def get_encrypted(request: Request, who: Caller = Depends(chariot_caller)) -> Response:
+    name = check_name(param(request, "name"))
+    if not await _t(request, FILES_TABLE).aget(who.account, file_key(name)):
+        raise not_found(f"file {name} not found")
+    data = await to_thread.run_sync(lambda: request.app.state.blobs.read(who.account, name))
+    return Response(data, media_type="application/octet-stream")
+
+
+# ---- export ---------------------------------------------------------------------------------------
+
+
+@router.post("/export/report")
+async def export_report(request: Request, who: Caller = Depends(chariot_caller)) -> dict[str, Any]:
+    body = await json_body(request)
+    req = parse_model(export.ExportRequest, body)
+    report_id = str(uuid.uuid4())
+    job = export.job_row(who.account, report_id, req, _now(request))
+    await _t(request, EXPORTS_TABLE).aput(job)
+    task = asyncio.create_task(_run_export(request.app, who.account, job, req))
+    request.app.state.export_tasks.add(task)
+    task.add_done_callback(request.app.state.export_tasks.discard)
+    return {"key": job["key"]}
+
+
+async def _run_export(app: Any, account: str, job: dict[str, Any], req: export.ExportRequest) -> None:
+    exports = app.state.tables[EXPORTS_TABLE]
+    now = app.state.clock()
+    job = await exports.aput(job | {"status": job_status("JR", now), "updated": now, "started": now})
+    try:
+        risks = await app.state.tables[ENTITIES_TABLE].aquery_all(account, "#risk#")
+        content, ext = export.render(account, export.select(risks, req), req, now)
+        name = f"exports/report-{job['key'].split('#')[3]}.{ext}"
+        await to_thread.run_sync(lambda: app.state.blobs.write(account, name, content))
+        await app.state.tables[FILES_TABLE].aput(export.file_row(account, name, len(content), now))
+        done = app.state.clock()
+        await exports.aput(job | {"status": job_status("JP", done), "updated": done, "finished": done,
+                                  "config": job["config"] | {"output": name}})
+    except Exception as e:  # a failed export is data (JF), not a crash
+        log.warning("export failed", extra={"job": job["key"], "error": type(e).__name__})
+        done = app.state.clock()
+        await exports.aput(job | {"status": job_status("JF", done), "updated": done, "finished": done,
+                                  "error": f"{type(e).__name__}: {e}"[:500]})

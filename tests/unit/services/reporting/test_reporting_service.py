@@ -1,0 +1,140 @@
+from __future__ import annotations
+
+import io
+import json
+import sys
+import zipfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import pytest  # noqa: E402
+import svc_c_testkit as kit  # noqa: E402
+from svc_c_testkit import Stack, assert_same, call_service, normalize, parity  # noqa: E402
+
+from chariot_migrate.legacy import asset, file, risk, search  # noqa: E402
+from chariot_migrate.legacy import store as legacy_store  # noqa: E402
+from chariot_migrate.services.kit.events import Event  # noqa: E402
+from chariot_migrate.services.reporting import export, readmodel  # noqa: E402
+from chariot_migrate.services.reporting.app import ReportingSettings, create_app  # noqa: E402
+from chariot_migrate.services.reporting.migration import ReportingMigration  # noqa: E402
+
+stack, _moto_stack = kit.stack, kit._moto_stack
+
+
+@pytest.fixture
+def svc(stack: Stack):
+    with kit.service(create_app, settings=ReportingSettings.from_env("reporting")) as client:
+        yield client
+
+
+def _cut(b):
+    return {"url": b["url"].split("?")[0]} if isinstance(b, dict) and "url" in b else b
+
+
+def _strip_query(pair):
+    (ls, lb), (ns, nb) = pair
+    cut = _cut
+    return (ls, cut(lb)), (ns, cut(nb))
+
+
+def test_files_parity(stack: Stack, svc):
+    seq = [("PUT", {"name": "home/a.txt"}), ("PUT", {"name": "home/b.txt"}), ("GET", {"name": "home/a.txt"}),
+           ("GET", {"name": "home/missing.txt"}), ("GET", {"name": "../etc/passwd"}), ("PUT", None),
+           ("GET", {"name": "home/a.txt", "global": "true"}), ("DELETE", {"name": "home/b.txt"}),
+           ("DELETE", {"name": "home/b.txt"})]
+    for method, q in seq:
+        assert_same(_strip_query(parity(svc, stack, file.handler, method, "/file", {} if method == "DELETE" else None,
+                                        query=q)))
+    for q in ({"key": "#file#"}, {"key": "#file#home/a.txt", "exact": "true"}, {"key": "name:home/", "label": "file"},
+              {"key": "#file#", "desc": "true"}):
+        assert_same(parity(svc, stack, search.handler, "GET", "/my", query=q))
+
+
+def test_presigned_urls_work_and_encrypted_files_round_trip(stack: Stack, svc):
+    st, out = call_service(svc, stack, "PUT", "/file", query={"name": "home/x.bin"})
+    assert st == 200 and "X-Amz-Signature" in out["url"] and f"/{stack.user}/home/x.bin" in out["url"].replace("%40", "@")
+    secret = b"\x00\x01 top secret \xff"
+    st, row = call_service(svc, stack, "PUT", "/encrypted-file", raw=secret, query={"name": "_encrypted/k"})
+    assert st == 200 and row["bytes"] == len(secret) and row["key"] == "#file#_encrypted/k"
+    st, data = call_service(svc, stack, "GET", "/encrypted-file", query={"name": "_encrypted/k"})
+    assert st == 200 and data == secret
+    # legacy reads the same blob (shared bucket): what the service wrote, legacy serves
+    legacy_store.put({"username": stack.user, "key": "#file#_encrypted/k", "name": "_encrypted/k"})
+    assert stack.call(file.handler, "GET", "/encrypted-file", query={"name": "_encrypted/k"}) == (200, secret)
+    assert call_service(svc, stack, "GET", "/encrypted-file", query={"name": "_encrypted/none"})[0] == 404
+
+
+def _feed(client, event: Event) -> None:
+    client.portal.call(client.app.state.apply_event, event)
+
+
+def test_statistics_and_counts_from_events_match_legacy(stack: Stack, svc):
+    a1 = stack.call(asset.handler, "PUT", "/asset", {"group": "s.com", "identifier": "s.com"})[1][0]
+    a2 = stack.call(asset.handler, "PUT", "/asset", {"group": "s.com", "identifier": "www.s.com"})[1][0]
+    stack.call(asset.handler, "PUT", "/asset", {"key": a2["key"], "status": "F"})
+    r = stack.call(risk.handler, "PUT", "/risk", {"key": a1["key"], "name": "weak-tls", "status": "TM"})[1]["risks"][0]
+    stack.call(risk.handler, "PUT", "/risk", {"key": r["key"], "status": "OM"})
+    # the same history as the owning services would publish it
+    evs = [Event.new("asset.discovered", stack.user, {"key": a1["key"], "dns": "s.com", "name": "s.com", "status": "A",
+                                                      "source": "self", "class": "tld"}),
+           Event.new("asset.discovered", stack.user, {"key": a2["key"], "dns": "s.com", "name": "www.s.com",
+                                                      "status": "A", "source": "self"}),
+           Event.new("asset.discovered", stack.user, {"key": a2["key"], "dns": "s.com", "name": "www.s.com",
+                                                      "status": "F", "source": "self"}),
+           Event.new("risk.assessed", stack.user, {"key": r["key"], "dns": "s.com", "name": "weak-tls", "status": "TM",
+                                                   "previous_status": None, "source": ""}),
+           Event.new("risk.assessed", stack.user, {"key": r["key"], "dns": "s.com", "name": "weak-tls", "status": "OM",
+                                                   "previous_status": "TM", "source": ""})]
+    for e in evs:
+        _feed(svc, e)
+    _feed(svc, evs[-1])  # a redelivered event changes nothing
+    sizes = []
+    for q in ({"key": "#statistic#"}, {"key": "#statistic#my#status:A#", "to": "#statistic#my#status:A#~"},
+              {"key": "#statistic#my#status:OM#total", "exact": "true"}):
+        sizes.append(len(assert_same(parity(svc, stack, search.handler, "GET", "/my", query=q))["statistics"]))
+    assert sizes == [8, 2, 1]  # A, F, TM, OM: a total and a day row each
+    counts = []
+    for q in ({"key": "#asset#"}, {"key": "#risk#"}, {"key": "#asset#s.com#www"}):
+        counts.append(assert_same(parity(svc, stack, search.handler, "GET", "/my/count", query=q,
+                                         resource="/my/count")))
+    assert counts[0]["status"] == {"A": 1, "F": 1} and counts[1]["status"] == {"OM": 1}
+    for q in ({"key": "risk"}, {"key": "status:O", "label": "risk"}, {"key": "status:A", "exact": "true"},
+              {"key": "dns:s.com", "label": "asset"}):
+        assert_same(parity(svc, stack, search.handler, "GET", "/my/count", query=q, resource="/my/count"))
+
+
+def test_export_report_job_produces_a_file(stack: Stack, svc):
+    for name, status in (("a", "OH"), ("b", "TL"), ("c", "RM")):
+        _feed(svc, Event.new("risk.assessed", stack.user, {"key": f"#risk#e.com#{name}", "dns": "e.com", "name": name,
+                                                           "status": status}))
+    assert call_service(svc, stack, "POST", "/export/report", {"export_format": "pdf"})[1]["message"].startswith(
+        "export_format: pdf export is not available")
+    assert call_service(svc, stack, "POST", "/export/report", {"status_filter": ["X"]})[0] == 400
+    st, out = call_service(svc, stack, "POST", "/export/report",
+                           {"status_filter": ["O", "T"], "export_format": "zip", "config": {"title": "Q3"}})
+    assert st == 200 and out["key"].startswith("#job#report#")
+    svc.portal.call(lambda: __import__("asyncio").gather(*svc.app.state.export_tasks))
+    st, found = call_service(svc, stack, "GET", "/my", query={"key": out["key"], "exact": "true"})
+    [job] = found["jobs"]
+    assert job["status"].startswith("JP#") and job["config"]["output"].endswith(".zip")
+    st, url = call_service(svc, stack, "GET", "/file", query={"name": job["config"]["output"]})
+    assert st == 200
+    blob = svc.app.state.blobs.read(stack.user, job["config"]["output"])
+    with zipfile.ZipFile(io.BytesIO(blob)) as z:
+        md = z.read("report.md").decode()
+        risks = json.loads(z.read("risks.json"))["risks"]
+    assert "# Q3" in md and [r["name"] for r in risks] == ["a", "b"]
+
+
+def test_pure_rules():
+    assert readmodel.stat_changes("risk", "TM", "OM") == [("risk", "TM", -1), ("risk", "OM", 1)]
+    assert readmodel.stat_changes("risk", "OM", "OM") == []
+    req = export.ExportRequest(status_filter=["O"], risk_keys=["#risk#a#x"])
+    assert export.select([{"key": "#risk#a#x", "status": "OH"}, {"key": "#risk#a#y", "status": "OH"}], req) == [
+        {"key": "#risk#a#x", "status": "OH"}]
+    m = ReportingMigration(table_prefix="")
+    assert m.to_new({"username": "u", "key": "#file#home/a"})[0] == "reporting-files"
+    assert m.to_new({"username": "u", "key": "#statistic#my#status:A#total", "_count": 3})[1]["_count"] == 3
+    assert m.to_new({"username": "u", "key": "#asset#a#b"}) is None
+    assert normalize("2024-01-01T00:00:00Z") == "<ts>"
