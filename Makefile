@@ -18,10 +18,18 @@ test: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/chariot-migrate up --port $${PORT:-8000}
 
+# wrk is installed best effort (Debian package); without it the bench uses its built-in aiohttp loader.
+WRK_INSTALL = command -v wrk >/dev/null 2>&1 || apt-get install -y -q wrk >/dev/null 2>&1 \
+	|| (apt-get update -q >/dev/null 2>&1 && apt-get install -y -q wrk >/dev/null 2>&1) \
+	|| sudo -n apt-get install -y -q wrk >/dev/null 2>&1 \
+	|| echo "wrk not installed: using the built-in load generator"
+
 bench: $(STAMP)
+	-@$(WRK_INSTALL)
 	$(BIN)/python -m bench.run
 
 bench-quick: $(STAMP)
+	-@$(WRK_INSTALL)
 	$(BIN)/python -m bench.run --quick
 
 lint: $(STAMP)

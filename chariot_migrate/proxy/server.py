@@ -54,11 +54,18 @@ def _run_admin(sock: socket.socket, env: dict[str, str]) -> None:
 
 
 def serve(opts: ProxyOptions) -> None:
+    # Metrics go to files shared by every worker and the admin process; this must be set before
+    # anything imports prometheus_client (loading routes.yaml does, through its section models).
+    mp_dir = tempfile.mkdtemp(prefix="chariot-migrate-metrics-")
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = mp_dir
     # Validate up front: a broken routes.yaml at start-up is a one-line error, not a traceback.
     from ..routes.loader import load_table
 
-    load_table(opts.routes)
-    mp_dir = tempfile.mkdtemp(prefix="chariot-migrate-metrics-")
+    try:
+        load_table(opts.routes)
+    except Exception:
+        shutil.rmtree(mp_dir, ignore_errors=True)
+        raise
     env = {
         "CHARIOT_MIGRATE_ROUTES": str(Path(opts.routes).resolve()),
         "PROMETHEUS_MULTIPROC_DIR": mp_dir,
@@ -93,6 +100,9 @@ def serve(opts: ProxyOptions) -> None:
 
     import uvicorn
 
+    # uvicorn re-raises SIGTERM after its graceful shutdown; turn it into SystemExit so the
+    # clean-up below (admin process, metrics directory) runs.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     config = uvicorn.Config(
         "chariot_migrate.proxy.app:create_app", factory=True, fd=public.fileno(), workers=opts.workers,
         loop="uvloop", http="httptools", lifespan="on", access_log=False, log_level="warning",

@@ -1,0 +1,186 @@
+"""Results of one benchmark run: the JSON document (bench/results/latest.json), the ratios against
+the baselines of the same run, the verdicts on the issue's targets, and the printed table.
+
+Everything here is pure over plain data; run.py does the I/O.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+
+from pydantic import BaseModel, Field
+from rich.table import Table
+
+from .scenarios import GOALS, Goal, Scenario
+from .stats import LoadResult, median_round
+
+SCHEMA_VERSION = 1
+
+
+class ScenarioResult(BaseModel):
+    name: str
+    target: str
+    workers: int
+    connections: int
+    purpose: str
+    rps: float
+    requests: int
+    errors: int
+    non2xx: int
+    p50_us: int
+    p95_us: int
+    p99_us: int
+    # Server-side CPU per request (all processes of the target, from /proc): steadier than req/s on a
+    # shared machine. None when not measured (e.g. not Linux).
+    cpu_us_per_req: float | None = None
+    rps_rounds: list[float] = Field(default_factory=list)  # every round, to show the noise
+    rounds: list[LoadResult] = Field(default_factory=list)
+
+
+class SkippedScenario(BaseModel):
+    name: str
+    reason: str
+
+
+class GoalResult(BaseModel):
+    name: str
+    description: str
+    value: float | None
+    threshold: float
+    unit: str
+    met: bool | None  # None: could not be computed (scenario missing)
+    binding: bool
+    notes: list[str] = Field(default_factory=list)
+
+
+class Machine(BaseModel):
+    cores: int
+    cpu_model: str = ""
+    platform: str = ""
+    python: str = ""
+
+
+class BenchReport(BaseModel):
+    schema_version: int = SCHEMA_VERSION
+    date: str
+    git_commit: str
+    git_dirty: bool
+    machine: Machine
+    mode: str
+    loader: str
+    settings: dict[str, float | int | str] = Field(default_factory=dict)
+    scenarios: list[ScenarioResult]
+    skipped: list[SkippedScenario] = Field(default_factory=list)
+    ratios: dict[str, float] = Field(default_factory=dict)
+    goals: list[GoalResult] = Field(default_factory=list)
+    checks: dict[str, object] = Field(default_factory=dict)
+    wall_time_s: float = 0.0
+
+
+def scenario_result(scenario: Scenario, rounds: list[LoadResult],
+                    cpu_us_per_req: list[float] | None = None) -> ScenarioResult:
+    """Collapse a scenario's rounds into the median-throughput round (its latencies stay with it);
+    server CPU per request is the median over rounds."""
+    chosen = median_round(rounds)
+    cpu = sorted(cpu_us_per_req or [])
+    return ScenarioResult(
+        cpu_us_per_req=round(cpu[(len(cpu) - 1) // 2], 1) if cpu else None,
+        name=scenario.name, target=scenario.target, workers=scenario.workers, connections=scenario.connections,
+        purpose=scenario.purpose, rps=round(chosen.rps, 1), requests=chosen.requests,
+        errors=sum(r.errors for r in rounds), non2xx=sum(r.non2xx for r in rounds),
+        p50_us=chosen.p50_us, p95_us=chosen.p95_us, p99_us=chosen.p99_us,
+        rps_rounds=[round(r.rps, 1) for r in rounds], rounds=list(rounds),
+    )
+
+
+def _rps_ratio(by: Mapping[str, ScenarioResult], a: str, b: str) -> float | None:
+    if a in by and b in by and by[b].rps > 0:
+        return by[a].rps / by[b].rps
+    return None
+
+
+def _cpu_ratio(by: Mapping[str, ScenarioResult], a: str, b: str) -> float | None:
+    """b's CPU per request / a's: the throughput ratio a would reach if CPU were the only limit."""
+    ca = by[a].cpu_us_per_req if a in by else None
+    cb = by[b].cpu_us_per_req if b in by else None
+    return cb / ca if ca and cb else None
+
+
+def _added_p50_ms(by: Mapping[str, ScenarioResult], a: str, base: str) -> float | None:
+    if a in by and base in by:
+        return (by[a].p50_us - by[base].p50_us) / 1000
+    return None
+
+
+def compute_ratios(results: Iterable[ScenarioResult]) -> dict[str, float]:
+    """Ratios against the baselines measured in the same run (missing scenarios are left out)."""
+    by = {r.name: r for r in results}
+    candidates = {
+        "proxy_vs_bare_w1": _rps_ratio(by, "proxy-w1-c50", "bare-w1-c50"),
+        "proxy_vs_bare_w2": _rps_ratio(by, "proxy-w2-c50", "bare-w2-c50"),
+        "proxy_vs_direct_w1": _rps_ratio(by, "proxy-w1-c50", "direct-c50"),
+        "bare_vs_direct_w1": _rps_ratio(by, "bare-w1-c50", "direct-c50"),
+        "proxy_scaling_w2_vs_w1": _rps_ratio(by, "proxy-w2-c50", "proxy-w1-c50"),
+        "bare_scaling_w2_vs_w1": _rps_ratio(by, "bare-w2-c50", "bare-w1-c50"),
+        "proxy_vs_bare_cpu_w1": _cpu_ratio(by, "proxy-w1-c50", "bare-w1-c50"),
+        "proxy_vs_bare_cpu_w2": _cpu_ratio(by, "proxy-w2-c50", "bare-w2-c50"),
+        "shadow100_vs_proxy_w1": _rps_ratio(by, "proxy-shadow100-w1-c50", "proxy-w1-c50"),
+        "dualwrite20_vs_proxy_w1": _rps_ratio(by, "proxy-dualwrite-20pct-writes-w1-c50", "proxy-w1-c50"),
+        "proxy_added_p50_ms_c10": _added_p50_ms(by, "proxy-w1-c10", "direct-c10"),
+        "proxy_added_p50_ms_c1": _added_p50_ms(by, "proxy-w1-c1", "direct-c1"),
+        "bare_added_p50_ms_c10": _added_p50_ms(by, "bare-w1-c10", "direct-c10"),
+    }
+    return {k: round(v, 3) for k, v in candidates.items() if v is not None}
+
+
+def judge(ratios: Mapping[str, float], goals: Iterable[Goal] = GOALS) -> list[GoalResult]:
+    out = []
+    for g in goals:
+        value = ratios.get(g.name)
+        out.append(GoalResult(name=g.name, description=g.description, value=value, threshold=g.threshold,
+                              unit=g.unit, met=None if value is None else g.met(value), binding=g.binding,
+                              notes=list(g.notes)))
+    return out
+
+
+def _baseline_rps(by: Mapping[str, ScenarioResult], r: ScenarioResult) -> tuple[float | None, float | None]:
+    """(ratio vs direct at the same connections, ratio vs bare with the same workers and connections)."""
+    direct = by.get(f"direct-c{r.connections}")
+    bare = by.get(f"bare-w{r.workers}-c{r.connections}")
+    vs_direct = r.rps / direct.rps if direct and direct.rps and r.target != "direct" else None
+    vs_bare = r.rps / bare.rps if bare and bare.rps and r.target == "proxy" else None
+    return vs_direct, vs_bare
+
+
+def render_table(report: BenchReport) -> Table:
+    by = {r.name: r for r in report.scenarios}
+    t = Table(title=f"chariot-migrate proxy benchmark — {report.mode}, loader {report.loader}, "
+                    f"{report.machine.cores} cores, commit {report.git_commit[:10]}{'+dirty' if report.git_dirty else ''}")
+    for col in ("scenario", "req/s", "vs direct", "vs bare", "p50 ms", "p95 ms", "p99 ms", "errors",
+                "CPU µs/req"):
+        t.add_column(col, justify="left" if col == "scenario" else "right")
+    for r in report.scenarios:
+        vs_direct, vs_bare = _baseline_rps(by, r)
+        spread = f" (±{(max(r.rps_rounds) - min(r.rps_rounds)) / 2:.0f})" if len(r.rps_rounds) > 1 else ""
+        t.add_row(r.name, f"{r.rps:,.0f}{spread}",
+                  f"{vs_direct:.2f}" if vs_direct is not None else "—",
+                  f"{vs_bare:.2f}" if vs_bare is not None else "—",
+                  f"{r.p50_us / 1000:.2f}", f"{r.p95_us / 1000:.2f}", f"{r.p99_us / 1000:.2f}",
+                  str(r.errors), f"{r.cpu_us_per_req:.0f}" if r.cpu_us_per_req is not None else "—",
+                  style="red" if r.errors else None)
+    return t
+
+
+def goal_lines(report: BenchReport) -> list[str]:
+    lines = []
+    for g in report.goals:
+        op = "≥" if g.unit == "ratio" else "≤"
+        if g.value is None:
+            verdict = "not measured"
+        else:
+            verdict = "met" if g.met else ("MISSED" if g.binding else "not reached (reported only)")
+        shown = "—" if g.value is None else (f"{g.value:.2f}" if g.unit == "ratio" else f"{g.value:.2f} ms")
+        limit = f"{g.threshold:g}" + (" ms" if g.unit == "ms" else "")
+        note = f"  [{'; '.join(g.notes)}]" if g.notes and not g.met else ""
+        lines.append(f"{g.description}: {shown} (target {op} {limit}) → {verdict}{note}")
+    return lines
