@@ -29,6 +29,7 @@ from chariot_migrate.dual_write.replay_protocol import (
     classify_status,
     next_state,
 )
+from chariot_migrate.observability import metrics as obs
 from chariot_migrate.transport import HttpResponse, Transport, UpstreamError
 
 log = logging.getLogger("chariot_migrate.dual_write.worker")
@@ -53,6 +54,7 @@ class ReplayWorker:
         timeout_s: float = 10.0,
         lease_s: float = 60.0,
         poll_interval_s: float = 0.05,
+        sample_interval_s: float = 2.0,
         max_header_bytes: int = DEFAULT_MAX_HEADER_BYTES,
         worker_id: str | None = None,
         rng: random.Random | None = None,
@@ -72,6 +74,9 @@ class ReplayWorker:
         self.timeout_s = timeout_s
         self.lease_s = lease_s
         self.poll_interval_s = poll_interval_s
+        self.sample_interval_s = sample_interval_s  # how often run_forever samples the backlog gauges
+        self._sampled: set[tuple[str, str]] = set()
+        self._next_sample = 0.0
         self.max_header_bytes = max_header_bytes
         self.worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"
         self._rng = rng or random.Random()
@@ -104,6 +109,9 @@ class ReplayWorker:
         if outcome == "delivered":
             if await self.outbox.ack(record.id, self.worker_id):
                 self.delivered += 1
+                d = obs.direction(record.target)
+                obs.DUAL_WRITE_REPLAYS.labels(record.service, d, "delivered").inc()
+                obs.DUAL_WRITE_LAG.labels(record.service, d).observe(max(0.0, time.time() - record.created_at))
             else:
                 log.warning("lease on %s lost before ack; it will be redelivered (deduped)", record.id)
             return "delivered"
@@ -124,6 +132,12 @@ class ReplayWorker:
         state = next_state(attempts, self.max_attempts, outcome)  # type: ignore[arg-type]
         delay = backoff_delay(attempts, self.base_delay_s, self.max_delay_s, self._rng.random())
         self.failed_attempts += 1
+        d = obs.direction(record.target)
+        obs.DUAL_WRITE_REPLAYS.labels(record.service, d, "dead" if state == "dead" else "retry").inc()
+        if state == "dead":
+            obs.DUAL_WRITE_DEAD_LETTERED.labels(record.service, d).inc()
+        else:
+            obs.DUAL_WRITE_RETRIES.labels(record.service, d).inc()
         if state == "dead":
             self.dead_lettered += 1
             log.error(
@@ -134,6 +148,33 @@ class ReplayWorker:
             record.id, self.worker_id, error=error, next_attempt_at=time.time() + delay, dead=state == "dead"
         )
         return state
+
+    async def sample_backlog(self) -> None:
+        """Set the backlog / dead-letter gauges from the outbox (a label set that emptied goes to 0)."""
+        status = await self.outbox.status()
+        seen: set[tuple[str, str]] = set()
+        for service, st in status.items():
+            for target, counts in st.per_target.items():
+                d = obs.direction(target)
+                obs.DUAL_WRITE_PENDING.labels(service, d).set(counts.pending)
+                obs.DUAL_WRITE_DEAD.labels(service, d).set(counts.dead)
+                seen.add((service, d))
+            obs.DUAL_WRITE_OLDEST.labels(service).set(st.oldest_age_s or 0.0)
+        for service, d in self._sampled - seen:
+            obs.DUAL_WRITE_PENDING.labels(service, d).set(0)
+            obs.DUAL_WRITE_DEAD.labels(service, d).set(0)
+            obs.DUAL_WRITE_OLDEST.labels(service).set(0.0)
+        self._sampled = seen
+
+    async def _maybe_sample(self) -> None:
+        now = time.monotonic()
+        if now < self._next_sample:
+            return
+        self._next_sample = now + self.sample_interval_s
+        try:
+            await self.sample_backlog()
+        except Exception:  # noqa: BLE001 - metrics must never stop deliveries
+            log.warning("could not sample the outbox backlog", exc_info=True)
 
     async def run_once(self) -> int:
         """Claim one batch and deliver it; returns how many records were attempted."""
@@ -147,6 +188,7 @@ class ReplayWorker:
         inflight: set[asyncio.Task[str]] = set()
         try:
             while not self._stopping:
+                await self._maybe_sample()
                 free = self.concurrency - len(inflight)
                 records: list[ReplayRecord] = []
                 if free > 0:

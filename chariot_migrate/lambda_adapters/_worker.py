@@ -130,6 +130,17 @@ def _load_handler(handler: str) -> tuple[Any, bytes | None, str | None]:
     return fn, None, None
 
 
+def _traceparent(event: Any) -> str | None:
+    """The W3C traceparent an API Gateway event carries (v1 and v2 both have ``headers``)."""
+    headers = event.get("headers") if isinstance(event, dict) else None
+    if not isinstance(headers, dict):
+        return None
+    for k, v in headers.items():
+        if isinstance(k, str) and k.lower() == "traceparent" and isinstance(v, str):
+            return v
+    return None
+
+
 def main(fd: int) -> None:
     conn = Connection(fd)
     task_root = os.getcwd()
@@ -179,6 +190,13 @@ def main(fd: int) -> None:
             error_type = "Runtime.UnmarshalError"
             out = _error(f"Unable to unmarshal input: {e}", error_type, request_id, [])
         else:
+            # The invocation's trace context, where OpenTelemetry's env carrier looks for it
+            # (on AWS the X-Ray header arrives the same way, in _X_AMZN_TRACE_ID).
+            tp = _traceparent(event)
+            if tp:
+                os.environ["TRACEPARENT"] = tp
+            else:
+                os.environ.pop("TRACEPARENT", None)
             try:
                 result = handler(event, LambdaContext(request_id, deadline_ms, invoked_arn))
                 try:

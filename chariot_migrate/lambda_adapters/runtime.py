@@ -40,6 +40,8 @@ from pathlib import Path
 from typing import Any
 
 from chariot_migrate.lambda_adapters.spec import FunctionSpec
+from chariot_migrate.observability import metrics as obs
+from chariot_migrate.observability import tracing
 
 log = logging.getLogger(__name__)
 
@@ -405,10 +407,10 @@ class LocalLambdaRuntime:
                     # Init failed: answer with its error; the next call retries init (cold).
                     res = self._init_failure(fv, worker, init_error, request_id)
                     logs.append(res.log_tail)
-                    return self._finish(res, log_tail)
+                    return self._finish(_observed(name, res), log_tail)
             res, healthy = self._run(fv, worker, data, request_id, cold)
             logs.append(res.log_tail)
-            return self._finish(res, log_tail)
+            return self._finish(_observed(name, res), log_tail)
         finally:
             pool.release(worker, healthy)
             if self.log_sink is not None and logs:
@@ -428,10 +430,21 @@ class LocalLambdaRuntime:
     ) -> InvokeResult:
         """Async facade of ``invoke_sync`` (runs on the runtime's thread pool)."""
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(
-            self._executor,
-            lambda: self.invoke_sync(name, payload, qualifier=qualifier, log_tail=log_tail, request_id=request_id),
-        )
+        span = tracing.start_span(f"lambda.invoke {name}", kind=tracing.SpanKind.CLIENT,
+                                  attributes={"faas.invoked_name": name, "faas.invoked_provider": "emulator"})
+        try:
+            res = await loop.run_in_executor(
+                self._executor,
+                lambda: self.invoke_sync(name, payload, qualifier=qualifier, log_tail=log_tail, request_id=request_id),
+            )
+        except BaseException as e:
+            tracing.end_span(span, error=e)
+            raise
+        if span is not None:
+            tracing.end_span(span, error=res.error_type, attributes={
+                "faas.coldstart": res.cold_start, "faas.invocation_id": res.request_id,
+                "faas.duration_ms": round(res.duration_ms, 3)})
+        return res
 
     def invoke_background(self, name: str, payload: Any = None, *, qualifier: str | None = None) -> None:
         """Fire and forget (``InvocationType=Event``): errors are logged, never raised."""
@@ -584,6 +597,18 @@ class LocalLambdaRuntime:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.aclose()
+
+
+def _observed(name: str, res: InvokeResult) -> InvokeResult:
+    """Count one finished invocation (Prometheus); returns ``res`` unchanged."""
+    obs.LAMBDA_INVOCATIONS.labels(name, "true" if res.cold_start else "false").inc()
+    obs.LAMBDA_DURATION.labels(name).observe(res.duration_ms / 1000)
+    if res.cold_start and res.init_ms is not None:
+        obs.LAMBDA_INIT.labels(name).observe(res.init_ms / 1000)
+    if res.function_error:
+        kind = "timeout" if res.timed_out else "crash" if res.error_type == "Runtime.ExitError" else "error"
+        obs.LAMBDA_ERRORS.labels(name, kind).inc()
+    return res
 
 
 def _payload_bytes(payload: bytes | str | dict[str, Any] | list[Any] | None) -> bytes:

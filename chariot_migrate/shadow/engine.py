@@ -18,6 +18,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
 
+from chariot_migrate.observability import metrics as obs
 from chariot_migrate.transport import HttpRequest, HttpResponse, Transport, UpstreamError
 
 from .compare import Comparison, SignatureHit, compare_pair, to_normalised
@@ -61,6 +62,21 @@ def _is_error(o: Outcome) -> bool:
     return isinstance(o, BaseException) or o.status >= 500
 
 
+def comparison_result(record: PairRecord, shadow_failed: bool) -> str:
+    """match | mismatch | noise | error for one compared pair (pure; the metrics' label).
+
+    ``noise``: every differing path also differed between two calls to the same side (A/A), so
+    this one pair is no evidence of a real difference; the report's noise model decides overall.
+    """
+    if shadow_failed:
+        return "error"
+    if not record.hits:
+        return "match"
+    if record.aa_paths is not None and all(h.path in record.aa_paths for h in record.hits):
+        return "noise"
+    return "mismatch"
+
+
 class ShadowEngine:
     def __init__(
         self,
@@ -95,6 +111,7 @@ class ShadowEngine:
         """Queue a comparison. Never blocks; False (and counted) when full or closed."""
         if self._closed:
             self._stats["dropped"] += 1
+            obs.SHADOW_DROPS.labels(job.service, "closed").inc()
             return False
         if job.ts is None:
             job.ts = time.time()
@@ -102,6 +119,7 @@ class ShadowEngine:
             self._queue.put_nowait(job)
         except asyncio.QueueFull:
             self._stats["dropped"] += 1
+            obs.SHADOW_DROPS.labels(job.service, "queue_full").inc()
             return False
         self._stats["submitted"] += 1
         return True
@@ -150,6 +168,8 @@ class ShadowEngine:
                 self._stats["flushed"] += len(batch)
             except Exception as e:
                 self._stats["store_errors"] += 1
+                for r in batch:
+                    obs.SHADOW_DROPS.labels(r.service, "store_error").inc()
                 log.warning("shadow: dropped a batch of %d comparisons: diff store write failed (%s)", len(batch), type(e).__name__)
 
     # --- internals ------------------------------------------------------------------------------
@@ -164,8 +184,10 @@ class ShadowEngine:
     async def _worker(self) -> None:
         while True:
             job = await self._queue.get()
+            t0 = time.perf_counter()
             try:
                 record = await self._run(job)
+                obs.SHADOW_LATENCY.labels(job.service).observe(time.perf_counter() - t0)
                 self._pending.append(record)
                 self._stats["completed"] += 1
                 if len(self._pending) >= self.max_batch:
@@ -174,6 +196,7 @@ class ShadowEngine:
                 raise
             except Exception:
                 self._stats["errors"] += 1
+                obs.SHADOW_COMPARISONS.labels(job.service, job.route_id, "error").inc()
                 log.warning("shadow: comparison failed for route %s", job.route_id, exc_info=True)
             finally:
                 self._queue.task_done()
@@ -225,6 +248,10 @@ class ShadowEngine:
             latency={s: by_side[s][2] for s in SIDES},
             error={s: _is_error(by_side[s][0]) for s in SIDES},
         )
+        obs.SHADOW_COMPARISONS.labels(job.service, job.route_id,
+                                      comparison_result(record, isinstance(shadow, BaseException))).inc()
+        for hit in ab.hits:
+            obs.SHADOW_MISMATCHES.labels(job.service, job.route_id, hit.kind).inc()
         for hit in ab.hits:
             if self._examples_built[hit.signature] >= self.store.max_examples:
                 record.examples_skipped += 1

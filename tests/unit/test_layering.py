@@ -5,7 +5,7 @@ from pathlib import Path
 
 PKG = Path(__file__).resolve().parents[2] / "chariot_migrate"
 CORE = ["routes", "rollout", "proxy", "shadow", "dual_write", "lambda_adapters", "cli", "examples",
-        "transport.py", "jsonlog.py", "resilience"]
+        "transport.py", "jsonlog.py", "resilience", "observability"]
 FORBIDDEN = ("chariot_migrate.legacy", "chariot_migrate.model", "chariot_migrate.services")
 
 

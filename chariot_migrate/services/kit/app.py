@@ -23,6 +23,7 @@ from prometheus_client import multiprocess
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from ...observability import tracing
 from .auth import Authenticator, AuthError, MembershipLookup, build_authenticator
 from .context import (
     CORRELATION_HEADER,
@@ -73,6 +74,15 @@ class ServiceMiddleware:
         correlation_id = accept_correlation_id(headers.get(CORRELATION_HEADER))
         incoming = parse_traceparent(headers.get(TRACEPARENT_HEADER))
         trace = incoming.child() if incoming else new_trace_context()
+        span = span_token = None
+        if tracing.tracing_enabled() and trace.flags != "00":
+            # The server span takes this hop's ids, so logs, the echoed header and the span agree.
+            span = tracing.start_span(
+                f"{scope['method']} {scope.get('path', '')}", kind=tracing.SpanKind.SERVER,
+                parent=incoming.traceparent if incoming else None, adopt=trace.traceparent,
+                attributes={"http.request.method": scope["method"], "migrate.correlation_id": correlation_id},
+            )
+            span_token = tracing.activate(span)
         cid_token = correlation_id_var.set(correlation_id)
         trace_token = trace_context_var.set(trace)
         echo = [
@@ -112,6 +122,11 @@ class ServiceMiddleware:
             self.metrics.connection_closed("http")
             route = _route(scope)
             self.metrics.observe_request(scope["method"], route, status, duration)
+            if span is not None:
+                span.update_name(f"{scope['method']} {route}")
+                tracing.end_span(span, error=f"HTTP {status}" if status >= 500 else None,
+                                 attributes={"http.route": route, "http.response.status_code": status})
+                tracing.deactivate(span_token)
             level = logging.DEBUG if scope.get("path") in QUIET_PATHS else logging.INFO
             self.log.log(
                 level,
@@ -176,6 +191,8 @@ def create_service_app(
     (handy when a check needs a client created in an ``on_startup`` hook).
     """
     settings = settings or ServiceSettings.from_env(name)
+    # OpenTelemetry only when OTEL_EXPORTER_OTLP_ENDPOINT is set (one provider per process).
+    owns_tracing = not tracing.tracing_enabled() and tracing.setup_tracing(name)
     if configure_logging:
         configure_json_logging(name, settings.log_level)
     log = logging.getLogger(f"chariot.{name}")
@@ -194,6 +211,8 @@ def create_service_app(
                     await _call(hook, app)
                 except Exception:
                     log.exception("shutdown hook failed")
+            if owns_tracing:
+                tracing.shutdown_tracing()  # flushes the batch exporter
             if metrics.multiprocess:
                 # Drop this process's live gauges from the shared directory (workers come and go).
                 multiprocess.mark_process_dead(os.getpid())

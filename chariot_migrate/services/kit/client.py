@@ -14,6 +14,7 @@ from typing import Any
 
 import httpx
 
+from ...observability import tracing
 from .breaker import BreakerConfig, CircuitBreaker, CircuitOpenError
 from .context import outbound_headers
 
@@ -87,6 +88,22 @@ class ServiceClient:
         if account:
             merged["account"] = account
         merged.update(headers or {})
+        span = tracing.start_span(f"{method} {self.peer}", kind=tracing.SpanKind.CLIENT,
+                                  attributes={"http.request.method": method, "peer.service": self.peer,
+                                              "url.path": path})
+        if span is not None:  # the peer's server span names this client span as its parent
+            merged["traceparent"] = tracing.traceparent_of(span) or merged["traceparent"]
+        try:
+            response = await self._send(method, path, merged, attempts, **kwargs)
+        except BaseException as e:
+            tracing.end_span(span, error=e)
+            raise
+        tracing.end_span(span, error=f"HTTP {response.status_code}" if response.status_code >= 500 else None,
+                         attributes={"http.response.status_code": response.status_code})
+        return response
+
+    async def _send(self, method: str, path: str, merged: dict[str, str], attempts: int,
+                    **kwargs: Any) -> httpx.Response:
         last_exc: Exception | None = None
         for attempt in range(attempts):
             if not self.breaker.allow():

@@ -9,6 +9,7 @@ remembered) or :class:`RedisOnce` (effect and "processed" mark in one Redis tran
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import os
@@ -23,7 +24,8 @@ from typing import Any, Protocol
 import jsonschema
 from pydantic import BaseModel, ConfigDict, Field
 
-from .context import current_correlation_id
+from ...observability import tracing
+from .context import current_correlation_id, current_trace, parse_traceparent, trace_context_var
 
 log = logging.getLogger("chariot.kit.events")
 SCHEMA_DIR = Path(__file__).parent / "schemas"
@@ -124,6 +126,36 @@ class SchemaRegistry:
 Handler = Callable[[Event], Awaitable[Any]]
 
 
+def _publishing(event: Event) -> tuple[Any, str | None]:
+    """(PRODUCER span or None, traceparent to send with the event).
+
+    The trace context travels beside the envelope (the schemas forbid extra envelope fields).
+    """
+    span = tracing.start_span(f"publish {event.type}", kind=tracing.SpanKind.PRODUCER,
+                              attributes={"messaging.operation.type": "publish", "messaging.destination.name":
+                                          event.type, "messaging.message.id": event.id})
+    tp = tracing.traceparent_of(span)
+    if tp is None and (trace := current_trace()) is not None:
+        tp = trace.traceparent
+    return span, tp
+
+
+@contextlib.asynccontextmanager
+async def _consuming(event: Event, group: str, traceparent: str | None) -> Any:
+    """Handle an event inside the producer's trace: a CONSUMER span, and the trace id on logs."""
+    incoming = parse_traceparent(traceparent)
+    trace = incoming.child() if incoming else None
+    token = trace_context_var.set(trace) if trace is not None else None
+    with tracing.span(f"process {event.type}", kind=tracing.SpanKind.CONSUMER, parent=traceparent,
+                      attributes={"messaging.operation.type": "process", "messaging.destination.name": event.type,
+                                  "messaging.consumer.group.name": group, "messaging.message.id": event.id}):
+        try:
+            yield
+        finally:
+            if token is not None:
+                trace_context_var.reset(token)
+
+
 class EventBus(Protocol):
     async def publish(self, event: Event) -> str: ...
 
@@ -151,7 +183,7 @@ class _Subscription:
     group: str
     types: tuple[str, ...]
     handler: Handler
-    queue: asyncio.Queue[tuple[str, int]] = field(default_factory=asyncio.Queue)
+    queue: asyncio.Queue[tuple[str, int, str | None]] = field(default_factory=asyncio.Queue)
 
 
 class InProcessBus:
@@ -172,9 +204,11 @@ class InProcessBus:
 
     async def publish(self, event: Event) -> str:
         payload = self.registry.validate(event).to_json()
+        span, tp = _publishing(event)
         for sub in self._subs:
             if event.type in sub.types:
-                sub.queue.put_nowait((payload, 0))
+                sub.queue.put_nowait((payload, 0, tp))
+        tracing.end_span(span)
         return event.id
 
     async def start(self) -> None:
@@ -183,13 +217,13 @@ class InProcessBus:
 
     async def _work(self, sub: _Subscription) -> None:
         while True:
-            payload, deliveries = await sub.queue.get()
+            payload, deliveries, tp = await sub.queue.get()
             try:
-                await self._deliver(sub, payload, deliveries + 1)
+                await self._deliver(sub, payload, deliveries + 1, tp)
             finally:
                 sub.queue.task_done()
 
-    async def _deliver(self, sub: _Subscription, payload: str, attempt: int) -> None:
+    async def _deliver(self, sub: _Subscription, payload: str, attempt: int, traceparent: str | None = None) -> None:
         try:
             event = self.registry.validate(json.loads(payload))
         except (InvalidEventError, ValueError) as exc:
@@ -197,7 +231,8 @@ class InProcessBus:
             return
         while True:
             try:
-                await sub.handler(event)
+                async with _consuming(event, sub.group, traceparent):
+                    await sub.handler(event)
                 return
             except Exception as exc:
                 log.warning(
@@ -275,9 +310,14 @@ class RedisStreamsBus:
 
     async def publish(self, event: Event) -> str:
         payload = self.registry.validate(event).to_json()
-        msg_id = await self.redis.xadd(
-            self.stream(event.type), {"event": payload}, maxlen=self.maxlen, approximate=True
-        )
+        span, tp = _publishing(event)
+        fields = {"event": payload, "traceparent": tp} if tp else {"event": payload}
+        try:
+            msg_id = await self.redis.xadd(self.stream(event.type), fields, maxlen=self.maxlen, approximate=True)
+        except BaseException as e:
+            tracing.end_span(span, error=e)
+            raise
+        tracing.end_span(span)
         return _s(msg_id)
 
     def subscribe(self, group: str, types: Sequence[str], handler: Handler) -> None:
@@ -372,8 +412,10 @@ class RedisStreamsBus:
                 sub, stream, msg_id, payload, f"gave up after {deliveries - 1} deliveries", deliveries
             )
             return
+        raw_tp = fields.get(b"traceparent", fields.get("traceparent"))
         try:
-            await sub.handler(event)
+            async with _consuming(event, sub.group, _s(raw_tp) if raw_tp is not None else None):
+                await sub.handler(event)
         except Exception as exc:
             # Left pending: XAUTOCLAIM redelivers it after the visibility timeout.
             log.warning(

@@ -25,6 +25,8 @@ from anyio import to_thread
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
 
+from ...observability.aws import instrument_client
+
 Item = dict[str, Any]
 T = TypeVar("T")
 
@@ -178,7 +180,7 @@ class Repository:
         max_batch_retries: int = 8,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
-        self.client = client
+        self.client = instrument_client(client)  # DynamoDB spans when tracing is on
         self.spec = spec
         self.table = spec.name
         self.pk = spec.partition_key
