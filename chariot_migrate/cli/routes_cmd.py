@@ -32,3 +32,12 @@ def show(path: str = typer.Argument("routes.yaml")) -> None:
         table.add_row(",".join(sorted(r.methods)), r.template, "" if m.is_empty() else r.id.split(" ", 2)[-1],
                       r.service, r.function or "-", "yes" if r.public else "")
     console.print(table)
+
+
+def _register_export() -> None:
+    from . import export_cmd
+
+    export_cmd.register(routes_app)
+
+
+_register_export()

@@ -1,24 +1,37 @@
 """The rollout controller: a small state machine over plan steps, after Flagger/Argo Rollouts.
 
 Each tick reads the service's live state fresh (so a human's `shift`/`rollback` simply becomes the
-new starting point — the human wins), gathers the window's evidence since the last change,
-evaluates the gates for the next step and promotes, holds or rolls back. Every decision that
-changes something, and every change of hold reason, goes to the audit history with its evidence.
+new starting point — the human wins), gathers the window's evidence since the last change of the
+traffic split, evaluates the gates for the next step and promotes, holds or rolls back. A change
+is applied only if the state is still the one evaluated (compare-and-set on the version): a
+human's change made meanwhile is never overwritten. Every change, and every new hold reason
+(the set of failing gates), goes to the audit history with its evidence.
+
+After its own rollback the controller does not promote that service again by itself (no
+flapping): a human lifts the halt with `advance`, `approve` or a `shift`. It still rolls back
+further while the gates keep failing.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from . import state as st
 from .evidence import EvidenceSource
 from .gates import GateResult, evaluate
 from .operations import Operations, initial_state
 from .plan import Plan, current_index, next_step, phase_blockers, safe_step, step_label
+from .state import HistoryEntry
 
 ACTOR = "rollout-controller"
+HISTORY_SCAN = 200  # history entries read per evaluation to find the last traffic change
+_TRAFFIC_KEYS = ("percent_bp", "shadow_bp", "stage")
+
+
+class Superseded(Exception):
+    """The state changed between evaluation and apply (a human acted): nothing was applied."""
 
 
 @dataclass(frozen=True)
@@ -30,10 +43,46 @@ class Tick:
     reason: str
     result: GateResult | None = None
     applied: str | None = None  # the step moved to, if any
+    version: int = 0  # state version evaluated (compare-and-set on apply)
+    since: float = 0.0  # start of the evidence window
+    forced_past: list[str] = field(default_factory=list)  # phase blockers a --force ignored
 
     def line(self) -> str:
         moved = f" → {self.applied}" if self.applied else ""
         return f"{self.service}: {self.step}{moved} [{self.decision}] {self.reason}"
+
+    def hold_key(self) -> str:
+        """What identifies a hold reason: the failing gates, not their ever-changing measured values."""
+        if self.result is None:
+            return f"{self.decision}:{self.target}:{self.reason.split(':', 1)[0]}"
+        failing = sorted(c.name for c in self.result.checks if not c.ok) or [self.reason]
+        return f"{self.decision}:{self.target}:" + "|".join(failing)
+
+
+def changed_traffic(h: HistoryEntry) -> bool:
+    return any(h.before.get(k) != h.after.get(k) for k in _TRAFFIC_KEYS)
+
+
+def last_traffic_change(history: list[HistoryEntry], *, complete: bool) -> float:
+    """When the split last changed (oldest first ``history``). When the change is older than the
+    entries read (``complete`` False), the oldest entry's time is a safe, later stand-in."""
+    for h in reversed(history):
+        if changed_traffic(h):
+            return h.at
+    if history and not complete:
+        return history[0].at
+    return 0.0
+
+
+def halting_rollback(history: list[HistoryEntry], actor: str = ACTOR) -> HistoryEntry | None:
+    """The controller's own rollback, if nothing but its holds and rollbacks came after it."""
+    for h in reversed(history):
+        if h.actor == actor and h.action.startswith("hold"):
+            continue
+        if h.actor == actor and h.action.startswith("rollback"):
+            return h
+        return None
+    return None
 
 
 class RolloutController:
@@ -42,70 +91,107 @@ class RolloutController:
         if ops.config is None:
             raise ValueError("the rollout controller needs a valid routes.yaml")
         self.ops, self.plan, self.evidence, self.clock, self.actor = ops, plan, evidence, clock, actor
-        self._last_hold: dict[str, str] = {}
 
     def _state(self, service: str) -> st.ServiceState:
         return self.ops.store.get(service) or initial_state(service, self.ops.config.services.get(service))
 
-    def evaluate(self, service: str, *, force_phase: bool = False) -> Tick:
+    def evaluate(self, service: str, *, force_phase: bool = False, resume: bool = False) -> Tick:
         """What the next step's gates say now — no change applied (used by `plan`)."""
         cfg = self.ops.config
         state = self._state(service)
+        hist = self.ops.store.history(service, HISTORY_SCAN)
         steps = self.plan.steps_for(service)
         here = step_label(state, steps)
         nxt = next_step(state, steps)
+        v = state.version
         if nxt is None:
-            return Tick(service, here, None, "done", "plan complete")
-        if nxt == "shadow":
-            return Tick(service, here, nxt, "promote", "shadowing needs no evidence")
+            return Tick(service, here, None, "done", "plan complete", version=v)
+        forced: list[str] = []
         leaving_shadow = current_index(state, steps) <= (steps.index("shadow") if "shadow" in steps else -1)
-        if leaving_shadow and not force_phase:
+        if leaving_shadow and nxt != "shadow":
             blockers = phase_blockers(cfg, self.ops.store.all(), service)
-            if blockers:
-                return Tick(service, here, nxt, "hold", "earlier phase unfinished: " + "; ".join(blockers))
+            if blockers and not force_phase:
+                return Tick(service, here, nxt, "hold", "earlier phase unfinished: " + "; ".join(blockers), version=v)
+            forced = blockers
         gates = self.plan.gates_for(service, nxt)
-        since = max(state.updated_at or 0.0, self.clock() - gates.window_s)
+        now = self.clock()
+        since = max(last_traffic_change(hist, complete=len(hist) < HISTORY_SCAN), now - gates.window_s)
+        if nxt == "shadow":  # copies only: nothing to measure yet, at most an approval to wait for
+            if gates.approval and state.approved_step != nxt:
+                return Tick(service, here, nxt, "hold", "waiting for approval (`chariot-migrate approve SERVICE`)",
+                            version=v, since=since)
+            return Tick(service, here, nxt, "promote", "shadowing needs no evidence", version=v, since=since)
         svc = cfg.services[service]
         ev = self.evidence.gather(service, since, slo_p95_ms=svc.slo.p95_ms, shadow_step=here in ("legacy", "shadow"))
         result = evaluate(gates, ev, approved=state.approved_step == nxt)
-        decision = result.decision
+        decision, reason = result.decision, result.reason
         if decision == "rollback" and here in ("legacy", "shadow"):
             decision = "hold"  # nothing to roll back: no account is on the new side
-        return Tick(service, here, nxt, decision, result.reason, result)
+        halt = halting_rollback(hist, self.actor)
+        if decision == "promote" and halt is not None and not resume:
+            decision = "hold"
+            reason = (f"halted after the automatic rollback at {time.strftime('%H:%M:%S', time.localtime(halt.at))} "
+                      f"({halt.reason}); fix the new side, then `advance` or `approve` {service} to resume")
+        return Tick(service, here, nxt, decision, reason, result, version=v, since=since, forced_past=forced)
 
-    def tick(self, service: str, *, force_phase: bool = False) -> Tick:
-        t = self.evaluate(service, force_phase=force_phase)
-        evidence = t.result.evidence() if t.result else {"reason": t.reason}
-        if t.decision == "promote" and t.target:
-            self.ops.apply(service, lambda s: st.apply_step(s, t.target), actor=self.actor,
-                            action=f"promote → {t.target}", reason=t.reason, evidence=evidence)
-            self._last_hold.pop(service, None)
-            return Tick(t.service, t.step, t.target, t.decision, t.reason, t.result, applied=t.target)
-        if t.decision == "rollback":
-            state = self._state(service)
-            to = safe_step(state, self.plan.steps_for(service))
-            self.ops.apply(service, lambda s: st.shift(s, float(to)), actor=self.actor,
-                            action=f"rollback → {to}%", reason=t.reason, evidence=evidence)
-            self._last_hold.pop(service, None)
-            return Tick(t.service, t.step, t.target, t.decision, t.reason, t.result, applied=f"{to}")
-        if t.decision == "hold" and self._last_hold.get(service) != t.reason:
-            # Record a hold once per distinct reason, not every interval.
-            self._last_hold[service] = t.reason
-            self.ops.apply(service, lambda s: s, actor=self.actor, action=f"hold at {t.step}", reason=t.reason,
+    def _apply(self, t: Tick, change: Callable[[st.ServiceState], st.ServiceState], *, action: str, reason: str,
+               evidence: dict) -> None:
+        def guarded(s: st.ServiceState) -> st.ServiceState:
+            if s.version != t.version:
+                raise Superseded
+            return change(s)
+
+        self.ops.apply(t.service, guarded, actor=self.actor, action=action, reason=reason, evidence=evidence)
+
+    def tick(self, service: str, *, force_phase: bool = False, force_reason: str = "",
+             record: bool = True, resume: bool = False) -> Tick:
+        """Evaluate and act. ``record`` False (``advance``): only a promotion is applied; holds
+        and breaches are reported, not recorded or acted on."""
+        t = self.evaluate(service, force_phase=force_phase, resume=resume)
+        evidence = t.result.evidence() if t.result else {"decision": t.decision, "reason": t.reason}
+        evidence["window_since"] = t.since
+        try:
+            if t.decision == "promote" and t.target:
+                action, reason = f"promote → {t.target}", t.reason
+                if t.forced_past:
+                    action += " (forced past phase order)"
+                    reason = f"{force_reason} [forced past: {'; '.join(t.forced_past)}]; {t.reason}"
+                    evidence["forced_past"] = t.forced_past
+                target = t.target
+                self._apply(t, lambda s: st.apply_step(s, target), action=action, reason=reason, evidence=evidence)
+                return Tick(t.service, t.step, t.target, t.decision, reason, t.result, applied=t.target,
+                            version=t.version, since=t.since, forced_past=t.forced_past)
+            if not record:
+                return t
+            if t.decision == "rollback":
+                to = safe_step(self._state(service), self.plan.steps_for(service))
+                self._apply(t, lambda s: st.shift(s, float(to)), action=f"rollback → {to}%", reason=t.reason,
                             evidence=evidence)
+                return Tick(t.service, t.step, t.target, t.decision, t.reason, t.result, applied=f"{to}%",
+                            version=t.version, since=t.since)
+            if t.decision == "hold":
+                evidence["hold_key"] = t.hold_key()
+                last = self.ops.store.history(service, 1)
+                if not (last and last[-1].actor == self.actor and last[-1].evidence.get("hold_key") == t.hold_key()):
+                    # Recorded once per distinct set of failing gates, not every interval.
+                    self._apply(t, lambda s: s, action=f"hold at {t.step}", reason=t.reason, evidence=evidence)
+        except Superseded:
+            return Tick(t.service, t.step, t.target, "hold", "the state changed meanwhile (a human acted); "
+                        "re-evaluating from the new state next interval", t.result, version=t.version, since=t.since)
         return t
 
     def run(self, service: str, *, interval_s: float | None = None, watch: bool = False,
             on_tick: Callable[[Tick], None] | None = None, max_ticks: int | None = None,
-            sleep: Callable[[float], None] = time.sleep) -> Tick:
+            sleep: Callable[[float], None] = time.sleep, force_phase: bool = False, force_reason: str = "") -> Tick:
         """Tick every interval until the plan is complete (or forever with ``watch``)."""
         interval = interval_s or self.plan.interval_s
         n = 0
         while True:
-            t = self.tick(service)
+            t = self.tick(service, force_phase=force_phase, force_reason=force_reason)
             n += 1
             if on_tick:
                 on_tick(t)
             if (t.decision == "done" and not watch) or (max_ticks and n >= max_ticks):
                 return t
             sleep(interval)
+

@@ -49,19 +49,38 @@ def last_verify_clean(service: str, verify_dir: str | Path = DEFAULT_VERIFY_DIR)
         return None
 
 
+def new_signatures(routes, first_seen: dict[str, float | None], since_ts: float) -> tuple[str, ...]:
+    """Mismatch signatures of the window that are not known noise and not ignored, and that were
+    first seen in the window. The diff store counts per minute, so "in the window" starts at the
+    minute holding ``since_ts``: a signature that appeared just before a change in the same minute
+    counts as new (hold) rather than slipping through. "insufficient" signatures count too: a
+    difference the noise model cannot call yet is not a reason to promote."""
+    start = (since_ts // 60) * 60
+    # "path kind (id)": what differs for the reader, the id for `chariot-migrate diffs ignore ID`
+    return tuple(sorted({
+        f"{sig.path} {sig.kind} ({sig.signature})" for r in routes for sig in r.signatures
+        if sig.classification != "noise" and not sig.ignored and (first_seen.get(sig.signature) or 0) >= start
+    }))
+
+
 class EvidenceSource:
     def __init__(self, windows: WindowStore, diff_store=None, *, backlog: BacklogFn | None = None,
                  verify_dir: str | Path = DEFAULT_VERIFY_DIR, ignores=None,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time, shadow_min_samples: int | None = None,
+                 shadow_confidence: float = 0.95) -> None:
         self.windows = windows
         self.diff_store = diff_store
         self.backlog = backlog
         self.verify_dir = verify_dir
         self.ignores = ignores
         self.clock = clock
+        # The shadow section's own classification settings, so gates and `report` agree.
+        self.report_opts: dict = {"confidence": shadow_confidence}
+        if shadow_min_samples is not None:
+            self.report_opts["min_samples"] = shadow_min_samples
 
     def gather(self, service: str, since_ts: float, *, slo_p95_ms: float | None, shadow_step: bool) -> Evidence:
-        win = self.windows.query(service, since_ts)
+        win = self.windows.query(service, since_ts, now=self.clock())
         new, legacy = win.get("new"), win.get("legacy")
         pairs, match_rate, new_sigs = 0, None, ()
         shadow_new_errors = shadow_new_total = 0
@@ -71,18 +90,15 @@ class EvidenceSource:
 
             now = self.clock()
             rep = build_report(self.diff_store, service=service, since_s=max(1.0, now - since_ts),
-                               ignores=self.ignores, now=now)
+                               ignores=self.ignores, now=now, top=10_000, **self.report_opts)
             svc = next((s for s in rep.services if s.service == service), None)
             if svc is not None:
                 pairs, match_rate = svc.pairs, svc.adjusted_match_rate
-                full = build_report(self.diff_store, service=service, ignores=self.ignores, now=now)
+                full = build_report(self.diff_store, service=service, ignores=self.ignores, now=now, top=10_000,
+                                    **self.report_opts)
                 first_seen = {sig.signature: _ts(sig.first_seen) for s in full.services for r in s.routes
                               for sig in r.signatures}
-                new_sigs = tuple(sorted({
-                    sig.signature for r in svc.routes for sig in r.signatures
-                    if sig.classification == "difference" and not sig.ignored
-                    and (first_seen.get(sig.signature) or 0) >= since_ts
-                }))
+                new_sigs = new_signatures(svc.routes, first_seen, since_ts)
                 for r in svc.routes:
                     shadow_new_errors += r.errors.get("new", 0)
                     shadow_new_total += r.pairs

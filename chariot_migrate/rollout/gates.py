@@ -24,6 +24,8 @@ class GateConfig(BaseModel):
     max_error_rate: float = Field(0.01, ge=0, le=1)
     p95_within_slo: bool = True
     max_latency_ratio: float | None = Field(2.0, gt=0, description="new p95 ≤ ratio × legacy p95")
+    latency_slack_ms: float = Field(10, ge=0, description="the ratio check fails only when new p95 is also this "
+                                                          "much above legacy p95 (histogram resolution at low ms)")
     min_match_rate: float | None = Field(0.99, ge=0, le=1, description="noise-adjusted; None = not checked")
     min_pairs: int = Field(50, ge=0, description="shadow pairs needed before the match rate counts")
     no_new_signatures: bool = True
@@ -33,7 +35,8 @@ class GateConfig(BaseModel):
     approval: bool = Field(False, description="a human must `approve` this step before it is taken")
 
     def merged(self, override: dict | None) -> GateConfig:
-        return self.model_copy(update=override or {}) if override else self
+        # Validated (model_copy(update=) would not): overrides come from routes.yaml.
+        return GateConfig.model_validate({**self.model_dump(), **override}) if override else self
 
 
 @dataclass(frozen=True)
@@ -92,15 +95,20 @@ def evaluate(g: GateConfig, e: Evidence, *, approved: bool = False) -> GateResul
     checks.append(Check("samples", enough, str(samples), f">= {g.min_samples}", "hold"))
     if e.new_requests:
         rate = e.new_errors / e.new_requests
+        # With too few samples a breach is still certain once the errors alone exceed the budget
+        # of a full sample: roll back at once rather than wait for more failures.
+        certain = e.new_errors > g.max_error_rate * max(e.new_requests, g.min_samples)
         checks.append(Check("new-side error rate", rate <= g.max_error_rate, _fmt(rate, "%"),
-                            f"<= {_fmt(g.max_error_rate, '%')}", "rollback" if enough else "hold"))
+                            f"<= {_fmt(g.max_error_rate, '%')}", "rollback" if enough or certain else "hold"))
     if g.p95_within_slo and e.slo_p95_ms is not None and e.new_p95_ms is not None:
         checks.append(Check("new p95 within SLO", e.new_p95_ms <= e.slo_p95_ms, _fmt(e.new_p95_ms, " ms"),
                             f"<= {_fmt(e.slo_p95_ms, ' ms')}", "rollback" if enough else "hold"))
     if g.max_latency_ratio is not None and e.new_p95_ms is not None and e.legacy_p95_ms:
         ratio = e.new_p95_ms / e.legacy_p95_ms
-        checks.append(Check("p95 vs legacy", ratio <= g.max_latency_ratio, f"{ratio:.2f}x",
-                            f"<= {g.max_latency_ratio:g}x", "rollback" if enough else "hold"))
+        ok = ratio <= g.max_latency_ratio or e.new_p95_ms - e.legacy_p95_ms <= g.latency_slack_ms
+        checks.append(Check("p95 vs legacy", ok, f"{ratio:.2f}x ({_fmt(e.new_p95_ms)} vs {_fmt(e.legacy_p95_ms)} ms)",
+                            f"<= {g.max_latency_ratio:g}x or within {g.latency_slack_ms:g} ms",
+                            "rollback" if enough else "hold"))
     if g.min_match_rate is not None:
         if e.pairs >= g.min_pairs and e.match_rate is not None:
             checks.append(Check("noise-adjusted match rate", e.match_rate >= g.min_match_rate,

@@ -43,8 +43,14 @@ def estimate_monthly_cost(prices: Prices, requests_per_s: float, legacy_mean_ms:
 
 def build_phase_report(ctl, cfg: RoutesFile, plan: Plan, service: str, *, since: str = "7d") -> dict[str, Any]:
     from ..shadow.report import build_report, parse_since
+    from .operations import OperationError
 
-    window_s = parse_since(since)
+    if service not in cfg.services:
+        raise OperationError(f"unknown service {service!r}; routes.yaml knows: {', '.join(sorted(cfg.services))}")
+    try:
+        window_s = parse_since(since)
+    except ValueError as e:
+        raise OperationError(str(e)) from None
     now = time.time()
     state = ctl._state(service)
     steps = plan.steps_for(service)

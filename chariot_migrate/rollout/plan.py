@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from ..routes.models import RoutesFile
 from .gates import GateConfig
@@ -67,7 +67,7 @@ class Plan(BaseModel):
     interval_s: float = Field(60, gt=0)
     metrics_store: str = DEFAULT_METRICS_URL  # where proxies flush per-minute request aggregates
     gates: GateConfig = GateConfig()
-    step_gates: dict[str, dict[str, Any]] = Field(default_factory=lambda: {"100": {"approval": False}})
+    step_gates: dict[str, dict[str, Any]] = Field(default_factory=dict)
     services: dict[str, ServicePlan] = Field(default_factory=dict)
     costs: dict[str, Any] = Field(default_factory=dict)  # unit prices for phase-report estimates
 
@@ -75,6 +75,29 @@ class Plan(BaseModel):
     @classmethod
     def _steps(cls, v: list[Any]) -> list[str]:
         return _norm_steps(v)
+
+    @model_validator(mode="after")
+    def _overrides_are_gates(self) -> Plan:
+        # Gate overrides are partial GateConfigs: a typo (`aproval`) or a bad value must be refused
+        # when the file loads, not merged silently into a gate that then never applies.
+        def check(where: str, override: dict[str, Any], steps: list[str], step: str | None) -> None:
+            if step is not None and step not in steps:
+                raise ValueError(f"{where}: {step!r} is not a step of the plan ({', '.join(steps)})")
+            try:
+                GateConfig.model_validate({**self.gates.model_dump(), **override})
+            except ValueError as e:
+                err = e.errors()[0] if hasattr(e, "errors") else {"loc": (), "msg": str(e)}
+                key = ".".join(str(x) for x in err["loc"])
+                raise ValueError(f"{where}: {key}: {err['msg']}") from None
+
+        for step, ov in self.step_gates.items():
+            check(f"step_gates.{step}", ov, self.steps, step)
+        for name, sp in self.services.items():
+            steps = sp.steps or self.steps
+            check(f"services.{name}.gates", sp.gates, steps, None)
+            for step, ov in sp.step_gates.items():
+                check(f"services.{name}.step_gates.{step}", ov, steps, step)
+        return self
 
     @classmethod
     def from_routes(cls, cfg: RoutesFile) -> Plan:

@@ -1,17 +1,21 @@
-"""Per-minute request aggregates per (service, side): what SLO gates read.
+"""Request aggregates per (service, side) over time: what SLO gates read.
 
-Proxy workers count requests, 5xx and a latency histogram in memory and flush every few seconds
-into a shared store — SQLite on one host, Redis across replicas — so the rollout controller sees
-the whole fleet. Pure helpers (histogram, percentiles, merging) are separate from the stores.
+Proxy workers count requests, 5xx and a latency histogram in memory per second and flush every
+few seconds into a shared store — SQLite on one host, Redis across replicas — so the rollout
+controller sees the whole fleet. The store keeps two resolutions: per second for the last
+FINE_RETENTION_S (so "only data since the last change" is exact to the second, even with short
+gate windows) and per minute for long reports. Pure helpers (histogram, percentiles, roll-ups,
+which rows a query reads) are separate from the stores.
 """
 
 from __future__ import annotations
 
+import math
 import sqlite3
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -20,6 +24,8 @@ from urllib.parse import parse_qs, urlparse
 # Upper bounds in milliseconds; the last bucket is open-ended.
 BOUNDS_MS = (1, 2, 5, 10, 20, 30, 50, 75, 100, 150, 200, 300, 500, 750, 1000, 2000, 5000, 10000, 30000)
 DEFAULT_METRICS_URL = "sqlite:///.chariot-migrate/metrics.db"
+FINE_RETENTION_S = 3600  # per-second rows kept this long; older windows read minute roll-ups
+SIDES = ("legacy", "new")
 
 
 def bucket_of(ms: float) -> int:
@@ -59,27 +65,63 @@ class SideStats:
         return float("inf")
 
 
-Key = tuple[str, str, int]  # service, side, minute
+Key = tuple[str, str, int]  # service, side, epoch second
 
 
 class WindowStore(Protocol):
     def add(self, rows: dict[Key, SideStats]) -> None: ...
 
-    def query(self, service: str, since_ts: float) -> dict[str, SideStats]: ...
+    def query(self, service: str, since_ts: float, now: float | None = None) -> dict[str, SideStats]:
+        """Sums of every side's rows from ``since_ts`` on (second-exact while within FINE_RETENTION_S)."""
+        ...
 
     def close(self) -> None: ...
 
 
+def rollup_minutes(rows: dict[Key, SideStats]) -> dict[Key, SideStats]:
+    """Per-second rows → per-minute rows (minute = epoch second // 60)."""
+    out: dict[Key, SideStats] = defaultdict(SideStats)
+    for (svc, side, sec), s in rows.items():
+        out[(svc, side, sec // 60)].add(s)
+    return dict(out)
+
+
+@dataclass(frozen=True)
+class QueryPlan:
+    minutes: tuple[int, int] | None  # [lo, hi) minute indexes read from the roll-ups, if any
+    fine_from: int  # first epoch second read from the per-second rows
+
+
+def query_plan(since_ts: float, now: float) -> QueryPlan:
+    """Which rows cover ``[since_ts, now]``: per-second rows from the first whole second at or after
+    ``since_ts`` (nothing before a change leaks in); only when ``since_ts`` is older than the
+    per-second retention, minute roll-ups cover the older part (starting at since's minute)."""
+    fine_from = math.ceil(since_ts)
+    horizon_min = math.ceil((now - FINE_RETENTION_S + 60) / 60)  # first minute surely all in fine rows
+    if fine_from >= horizon_min * 60:
+        return QueryPlan(None, fine_from)
+    return QueryPlan((int(since_ts // 60), horizon_min), horizon_min * 60)
+
+
 class SQLiteWindowStore:
-    def __init__(self, path: str | Path) -> None:
+    """Two tables per resolution: ``win_s``/``winb_s`` (per second, pruned after FINE_RETENTION_S)
+    and ``win``/``winb`` (per minute, kept for reports)."""
+
+    def __init__(self, path: str | Path, *, clock: Callable[[], float] = time.time) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.clock = clock
         self._local = threading.local()
+        self._last_prune = 0.0
         self._conn().executescript("""
             CREATE TABLE IF NOT EXISTS win (service TEXT, side TEXT, minute INTEGER, requests INTEGER,
               errors INTEGER, PRIMARY KEY (service, side, minute));
             CREATE TABLE IF NOT EXISTS winb (service TEXT, side TEXT, minute INTEGER, bucket INTEGER, n INTEGER,
-              PRIMARY KEY (service, side, minute, bucket));""")
+              PRIMARY KEY (service, side, minute, bucket));
+            CREATE TABLE IF NOT EXISTS win_s (service TEXT, side TEXT, sec INTEGER, requests INTEGER,
+              errors INTEGER, PRIMARY KEY (service, side, sec));
+            CREATE TABLE IF NOT EXISTS winb_s (service TEXT, side TEXT, sec INTEGER, bucket INTEGER, n INTEGER,
+              PRIMARY KEY (service, side, sec, bucket));""")
 
     def _conn(self) -> sqlite3.Connection:
         c = getattr(self._local, "c", None)
@@ -92,30 +134,49 @@ class SQLiteWindowStore:
 
     def add(self, rows: dict[Key, SideStats]) -> None:
         c = self._conn()
+        now = self.clock()
         c.execute("BEGIN IMMEDIATE")
         try:
-            for (svc, side, minute), s in rows.items():
-                c.execute("INSERT INTO win VALUES (?,?,?,?,?) ON CONFLICT DO UPDATE SET "
-                          "requests = requests + excluded.requests, errors = errors + excluded.errors",
-                          (svc, side, minute, s.requests, s.errors))
-                c.executemany("INSERT INTO winb VALUES (?,?,?,?,?) ON CONFLICT DO UPDATE SET n = n + excluded.n",
-                              [(svc, side, minute, b, n) for b, n in s.buckets.items()])
+            for table, key_rows in (("win_s", rows), ("win", rollup_minutes(rows))):
+                for (svc, side, t), s in key_rows.items():
+                    col = "sec" if table == "win_s" else "minute"
+                    c.execute(f"INSERT INTO {table} (service, side, {col}, requests, errors) VALUES (?,?,?,?,?) "
+                              "ON CONFLICT DO UPDATE SET requests = requests + excluded.requests, "
+                              "errors = errors + excluded.errors", (svc, side, t, s.requests, s.errors))
+                    c.executemany(f"INSERT INTO {table.replace('win', 'winb')} (service, side, {col}, bucket, n) "
+                                  "VALUES (?,?,?,?,?) ON CONFLICT DO UPDATE SET n = n + excluded.n",
+                                  [(svc, side, t, b, n) for b, n in s.buckets.items()])
+            if now - self._last_prune > 60:
+                self._last_prune = now
+                cutoff = int(now - FINE_RETENTION_S)
+                c.execute("DELETE FROM win_s WHERE sec < ?", (cutoff,))
+                c.execute("DELETE FROM winb_s WHERE sec < ?", (cutoff,))
             c.execute("COMMIT")
         except BaseException:
             c.execute("ROLLBACK")
             raise
 
-    def query(self, service: str, since_ts: float) -> dict[str, SideStats]:
-        m0 = int(since_ts // 60)
-        out: dict[str, SideStats] = defaultdict(SideStats)
+    def _sum(self, out: dict[str, SideStats], table: str, col: str, service: str, lo: int, hi: int | None) -> None:
         c = self._conn()
-        for side, req, err in c.execute("SELECT side, SUM(requests), SUM(errors) FROM win WHERE service=? AND minute>=? "
-                                        "GROUP BY side", (service, m0)):
-            out[side].requests, out[side].errors = int(req), int(err)
-        for side, b, n in c.execute("SELECT side, bucket, SUM(n) FROM winb WHERE service=? AND minute>=? "
-                                    "GROUP BY side, bucket", (service, m0)):
-            out[side].buckets[int(b)] = int(n)
-        return dict(out)
+        cond, args = f"service=? AND {col}>=?", [service, lo]
+        if hi is not None:
+            cond += f" AND {col}<?"
+            args.append(hi)
+        for side, req, err in c.execute(f"SELECT side, SUM(requests), SUM(errors) FROM {table} WHERE {cond} "
+                                        "GROUP BY side", args):
+            out[side].requests += int(req)
+            out[side].errors += int(err)
+        for side, b, n in c.execute(f"SELECT side, bucket, SUM(n) FROM {table.replace('win', 'winb')} WHERE {cond} "
+                                    "GROUP BY side, bucket", args):
+            out[side].buckets[int(b)] = out[side].buckets.get(int(b), 0) + int(n)
+
+    def query(self, service: str, since_ts: float, now: float | None = None) -> dict[str, SideStats]:
+        out: dict[str, SideStats] = defaultdict(SideStats)
+        plan = query_plan(since_ts, self.clock() if now is None else now)
+        if plan.minutes is not None:
+            self._sum(out, "win", "minute", service, plan.minutes[0], plan.minutes[1])
+        self._sum(out, "win_s", "sec", service, plan.fine_from, None)
+        return {k: v for k, v in out.items() if v.requests}
 
     def close(self) -> None:
         c = getattr(self._local, "c", None)
@@ -125,40 +186,63 @@ class SQLiteWindowStore:
 
 
 class RedisWindowStore:
-    TTL_S = 2 * 86400
+    """Per-second hashes (``{p}{svc}:s:{sec}:{side}``, indexed by a sorted set, expiring after
+    FINE_RETENTION_S) and per-minute hashes (``{p}{svc}:{minute}:{side}``, kept MINUTE_TTL_S)."""
 
-    def __init__(self, url: str) -> None:
+    MINUTE_TTL_S = 8 * 86400  # a week of phase report plus a day
+
+    def __init__(self, url: str, *, clock: Callable[[], float] = time.time) -> None:
         import redis
 
         self.prefix = parse_qs(urlparse(url).query).get("prefix", ["chariot-migrate:"])[0] + "win:"
         self._r = redis.Redis.from_url(url.split("?", 1)[0], socket_timeout=2, decode_responses=True)
+        self.clock = clock
+
+    @staticmethod
+    def _incr(p, k: str, s: SideStats, ttl: int) -> None:
+        p.hincrby(k, "requests", s.requests)
+        p.hincrby(k, "errors", s.errors)
+        for b, n in s.buckets.items():
+            p.hincrby(k, f"b{b}", n)
+        p.expire(k, ttl)
 
     def add(self, rows: dict[Key, SideStats]) -> None:
         p = self._r.pipeline(transaction=False)
-        for (svc, side, minute), s in rows.items():
-            k = f"{self.prefix}{svc}:{minute}:{side}"
-            p.hincrby(k, "requests", s.requests)
-            p.hincrby(k, "errors", s.errors)
-            for b, n in s.buckets.items():
-                p.hincrby(k, f"b{b}", n)
-            p.expire(k, self.TTL_S)
+        cutoff = int(self.clock() - FINE_RETENTION_S)
+        for (svc, side, sec), s in rows.items():
+            self._incr(p, f"{self.prefix}{svc}:s:{sec}:{side}", s, FINE_RETENTION_S)
+            p.zadd(f"{self.prefix}{svc}:secs", {str(sec): sec})
+        for svc in {k[0] for k in rows}:
+            p.zremrangebyscore(f"{self.prefix}{svc}:secs", "-inf", f"({cutoff}")
+            p.expire(f"{self.prefix}{svc}:secs", FINE_RETENTION_S)
+        for (svc, side, minute), s in rollup_minutes(rows).items():
+            self._incr(p, f"{self.prefix}{svc}:{minute}:{side}", s, self.MINUTE_TTL_S)
             p.sadd(f"{self.prefix}{svc}:minutes", minute)
-            p.expire(f"{self.prefix}{svc}:minutes", self.TTL_S)
+            p.expire(f"{self.prefix}{svc}:minutes", self.MINUTE_TTL_S)
         p.execute()
 
-    def query(self, service: str, since_ts: float) -> dict[str, SideStats]:
-        m0 = int(since_ts // 60)
-        minutes = [int(m) for m in self._r.smembers(f"{self.prefix}{service}:minutes") if int(m) >= m0]
+    def _sum(self, out: dict[str, SideStats], keys: list[str]) -> None:
+        p = self._r.pipeline(transaction=False)
+        for k in keys:
+            p.hgetall(k)
+        for k, h in zip(keys, p.execute(), strict=True):
+            if h:
+                side = k.rsplit(":", 1)[1]
+                out[side].add(SideStats(int(h.get("requests", 0)), int(h.get("errors", 0)),
+                                        {int(f[1:]): int(v) for f, v in h.items() if f.startswith("b")}))
+
+    def query(self, service: str, since_ts: float, now: float | None = None) -> dict[str, SideStats]:
+        plan = query_plan(since_ts, self.clock() if now is None else now)
         out: dict[str, SideStats] = defaultdict(SideStats)
-        for side in ("legacy", "new"):
-            for m in minutes:
-                h = self._r.hgetall(f"{self.prefix}{service}:{m}:{side}")
-                if not h:
-                    continue
-                s = SideStats(int(h.get("requests", 0)), int(h.get("errors", 0)),
-                              {int(k[1:]): int(v) for k, v in h.items() if k.startswith("b")})
-                out[side].add(s)
-        return dict(out)
+        keys: list[str] = []
+        if plan.minutes is not None:
+            lo, hi = plan.minutes
+            minutes = [int(m) for m in self._r.smembers(f"{self.prefix}{service}:minutes") if lo <= int(m) < hi]
+            keys += [f"{self.prefix}{service}:{m}:{side}" for m in minutes for side in SIDES]
+        secs = [int(s) for s in self._r.zrangebyscore(f"{self.prefix}{service}:secs", plan.fine_from, "+inf")]
+        keys += [f"{self.prefix}{service}:s:{s}:{side}" for s in secs for side in SIDES]
+        self._sum(out, keys)
+        return {k: v for k, v in out.items() if v.requests}
 
     def close(self) -> None:
         self._r.close()
@@ -181,15 +265,16 @@ class WindowRecorder:
         self._lock = threading.Lock()
 
     def observe(self, service: str, side: str, status: int, seconds: float, now: float | None = None) -> None:
-        key = (service, side, int((now or time.time()) // 60))
-        s = self._rows.get(key)
-        if s is None:
-            s = self._rows[key] = SideStats()
-        s.requests += 1
-        if status >= 500:
-            s.errors += 1
-        b = bucket_of(seconds * 1000)
-        s.buckets[b] = s.buckets.get(b, 0) + 1
+        key = (service, side, int(now if now is not None else time.time()))
+        with self._lock:
+            s = self._rows.get(key)
+            if s is None:
+                s = self._rows[key] = SideStats()
+            s.requests += 1
+            if status >= 500:
+                s.errors += 1
+            b = bucket_of(seconds * 1000)
+            s.buckets[b] = s.buckets.get(b, 0) + 1
 
     def take(self) -> dict[Key, SideStats]:
         with self._lock:

@@ -83,9 +83,9 @@ def parse_routes(text: str, filename: str = "routes.yaml") -> RoutesFile:
 def _validate_sections(cfg: RoutesFile, node: yaml.Node | None, filename: str) -> None:
     """The plan and shadow sections are owned by their packages; validate them here so a bad
     file is refused as a whole, with the line of the problem."""
+    from ..dual_write.config import DualWriteConfig
     from ..rollout.phase_report import Prices
     from ..rollout.plan import Plan
-    from ..dual_write.config import DualWriteConfig
     from ..shadow.config import ShadowConfig
 
     checks = [("plan", Plan, cfg.plan), ("shadow", ShadowConfig, cfg.shadow),
