@@ -32,10 +32,13 @@ FUNCTIONS: dict[str, tuple[str, int, int, str]] = {
     "chariot-job-worker": ("job_worker", 300, 1024, "runs queued capability jobs (async)"),
     "chariot-account": ("account", 29, 256, "POST/DELETE /account/{member}, /account/alert"),
     "chariot-key": ("key", 29, 256, "POST/DELETE /key"),
-    "chariot-setting": ("setting", 29, 256, "PUT/DELETE /setting and /configuration"),
+    "chariot-setting": ("setting", 29, 256, "PUT/DELETE /setting"),
+    # Same handler module, its own function: routes.yaml gives /configuration to its own function.
+    "chariot-configuration": ("setting", 29, 256, "PUT/DELETE /configuration"),
     "chariot-file": ("file", 29, 512, "PUT/GET/DELETE /file, PUT/GET /encrypted-file"),
     "chariot-hook": ("hook", 29, 256, "PUT /hook/{username}/{pin} (inbound webhook)"),
     "chariot-schema": ("schema", 10, 256, "GET /schema"),
+    "chariot-report": ("report", 29, 512, "POST /export/report"),
 }
 
 # (method, API Gateway resource template) → function name; for routes.yaml.
@@ -66,8 +69,8 @@ ROUTE_FUNCTIONS: dict[tuple[str, str], str] = {
     ("DELETE", "/key"): "chariot-key",
     ("PUT", "/setting"): "chariot-setting",
     ("DELETE", "/setting"): "chariot-setting",
-    ("PUT", "/configuration"): "chariot-setting",
-    ("DELETE", "/configuration"): "chariot-setting",
+    ("PUT", "/configuration"): "chariot-configuration",
+    ("DELETE", "/configuration"): "chariot-configuration",
     ("PUT", "/file"): "chariot-file",
     ("GET", "/file"): "chariot-file",
     ("DELETE", "/file"): "chariot-file",
@@ -75,6 +78,7 @@ ROUTE_FUNCTIONS: dict[tuple[str, str], str] = {
     ("GET", "/encrypted-file"): "chariot-file",
     ("PUT", "/hook/{username}/{pin}"): "chariot-hook",
     ("GET", "/schema"): "chariot-schema",
+    ("POST", "/export/report"): "chariot-report",
 }
 PUBLIC_ROUTES = frozenset({("GET", "/token"), ("PUT", "/hook/{username}/{pin}")})
 

@@ -155,10 +155,18 @@ def _tree(query: gq.GraphQuery, rows: list[dict[str, Any]], load: gq.Loader) -> 
 
 
 def count_my(req: Request, caller: Caller) -> Any:
+    # The CLI's `search -c` sends whatever term it was given: a key prefix or field:value.
     term = req.param("key") or "#"
-    if not term.startswith("#"):
-        raise bad_request("key must be a key prefix starting with '#'")
-    items = store.query_all(_partition(req, caller), term)
+    username = _partition(req, caller)
+    if term.startswith("#"):
+        items = store.query_all(username, term)
+    else:
+        field, sep, value = term.partition(":")
+        if not sep or not field:
+            raise bad_request("key must be a key prefix starting with '#' or field:value")
+        label = (req.param("label") or "").lower()
+        rows = store.query_all(username, f"#{label}#" if label else "#")
+        items = [r for r in rows if _field_match(r.get(field), value, req.flag("exact"))]
     status = Counter(str(i.get("status", "")).split("#")[0] for i in items)
     source = Counter(str(i.get("source", "")) for i in items if kind_of(i["key"]) != "attribute")
     attributes = Counter(str(i.get("name", "")) for i in items if kind_of(i["key"]) == "attribute")

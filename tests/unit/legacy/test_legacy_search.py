@@ -141,3 +141,15 @@ def test_count_and_setting_delete(stack: Stack):
     stack.call(setting.handler, "PUT", "/setting", {"name": "frozen", "value": "false"})
     assert stack.call(setting.handler, "DELETE", "/setting", {"name": "frozen"})[1]["key"] == "#setting#frozen"
     assert stack.call(search.handler, "GET", "/my", query={"key": "#setting#"})[1] == {}
+
+
+def test_count_by_field_value_as_the_cli_search_c_sends_it(stack: Stack):
+    _mk_graph(stack)
+    st, c = stack.call(search.handler, "GET", "/my/count", query={"key": "dns:e.com"})
+    assert st == 200 and c["count"] == 4 and c["status"] == {"A": 3, "TL": 1}  # 3 assets + the risk
+    st, c = stack.call(search.handler, "GET", "/my/count", query={"key": "dns:e.com", "label": "risk"})
+    assert c["count"] == 1 and c["status"] == {"TL": 1}
+    st, c = stack.call(search.handler, "GET", "/my/count", query={"key": "status:T"})
+    assert c["count"] == 2
+    st, body = stack.call(search.handler, "GET", "/my/count", query={"key": "nofield"})
+    assert st == 400 and "field:value" in body["message"]
