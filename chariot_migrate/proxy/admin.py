@@ -85,6 +85,25 @@ def create_admin_app(routes_path: str | Path, store: StateStore | None = None, *
     def health() -> dict:
         return {"status": "ok"}
 
+    @app.get("/ready")
+    def ready() -> JSONResponse:
+        """Readiness for orchestrators. This process probes the store and routes.yaml itself; the
+        proxy workers keep serving from their last known state / last valid table either way, and
+        the answer says so."""
+        try:
+            store_doc: dict = {"reachable": True, "version": store.version()}
+        except (StateStoreError, OSError) as e:
+            store_doc = {"reachable": False, "error": str(e),
+                         "serving": "the proxy keeps routing with the last state it read"}
+        try:
+            table = load_table(routes_path)
+            routes_doc: dict = {"valid": True, "routes": len(table.routes)}
+        except RoutesError as e:
+            routes_doc = {"valid": False, "error": str(e), "serving": "the proxy keeps the last valid route table"}
+        ok = store_doc["reachable"] and routes_doc["valid"]
+        return JSONResponse({"ready": ok, "state_store": store_doc, "routes": routes_doc},
+                            status_code=200 if ok else 503)
+
     guarded = [Depends(authorised)]
 
     @app.get("/state", dependencies=guarded)

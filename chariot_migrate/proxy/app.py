@@ -114,6 +114,7 @@ class ProxyApp:
         self.operator_token = os.environ.get("CHARIOT_MIGRATE_OPERATOR_TOKEN", "")
         self.access_log_enabled = access_log_enabled
         self._tasks: list[asyncio.Task] = []
+        self._before: list[Any] = []  # add-ons with a before() hook, fixed at startup
         self.inflight = 0
         # Edge checks, compiled per route table; limiter and JWT caches outlive reloads.
         self.limiters = RateLimiters()
@@ -126,6 +127,7 @@ class ProxyApp:
     async def startup(self) -> None:
         self.transports.sync(self.routes.table.config)
         await self.state.poll()
+        self._before = [a for a in self.addons if hasattr(a, "before")]
         for a in self.addons:
             await a.start()
         self._tasks.append(asyncio.create_task(self._refresh_loop()))
@@ -262,6 +264,9 @@ class ProxyApp:
         )
         ex = Exchange(request=req, route=route, service=service, account=account, state=state, side=side,
                       decision=decision.reason, primary=primary, other=other, timeout_s=timeout)
+        for a in self._before:  # add-ons that may still change the side (e.g. dual-write draining)
+            await a.before(ex)
+        side, primary, other = ex.side, ex.primary, ex.other
         buffer = any(a.needs_body(ex) for a in self.addons)
         try:
             if side == "new" and svc_cfg is not None and isinstance(primary, UpstreamPool):
@@ -281,6 +286,7 @@ class ProxyApp:
         ex.latency_s = time.perf_counter() - t0
         for a in self.addons:
             await a.response(ex)
+        resp = ex.response  # an add-on may have replaced it (e.g. a write it could not record)
 
         out_headers = downstream_response_headers(resp.headers)
         if cfg.defaults.side_header:
@@ -414,11 +420,25 @@ def default_addons(app: ProxyApp) -> list[Addon]:
     from .windowing import WindowAddon
 
     metrics_url = os.environ.get("CHARIOT_MIGRATE_METRICS_STORE") or Plan.from_routes(config()).metrics_store
-    addons: list[Addon] = [ShadowAddon(config, store_url=os.environ.get("CHARIOT_MIGRATE_SHADOW_STORE")),
-                           WindowAddon(open_window_store(metrics_url))]
+    shadow = ShadowAddon(config, store_url=os.environ.get("CHARIOT_MIGRATE_SHADOW_STORE"))
+    addons: list[Addon] = [shadow, WindowAddon(open_window_store(metrics_url))]
+    if config().dual_write is not None or os.environ.get("CHARIOT_MIGRATE_OUTBOX"):
+        from ..dual_write.outbox import open_outbox
+        from .dualwrite import DualWriteAddon
+
+        def side_transport(service: str, side: str) -> Transport | None:
+            return app.transports.legacy if side == "legacy" else app.transports.services.get(service)
+
+        outbox = open_outbox(os.environ["CHARIOT_MIGRATE_OUTBOX"]) if os.environ.get("CHARIOT_MIGRATE_OUTBOX") else None
+        # Dual write goes first: its outbox append must happen before anything else sees the answer.
+        addons.insert(0, DualWriteAddon(config, side_transport, outbox=outbox, shadow_engine=shadow.engine,
+                                        shadow_rules=lambda route_id: shadow._config().rules_for(route_id)))
     if os.environ.get("CHARIOT_MIGRATE_CAPTURE"):
         from .capturing import CaptureAddon
 
         addons.append(CaptureAddon(os.environ["CHARIOT_MIGRATE_CAPTURE"],
                                    float(os.environ.get("CHARIOT_MIGRATE_CAPTURE_SAMPLE", "1"))))
+    from .tracing import TracingAddon
+
+    addons.append(TracingAddon())  # last: trace id on log lines, in-flight gauges, spans when OTEL_* is set
     return addons

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from itertools import chain
 
 from ..routes.matcher import RequestView, RouteMatch, RouteTable
 from ..routes.models import HTTP_METHODS, RoutesFile
@@ -92,7 +93,7 @@ class EdgePolicy:
         if self.max_headers and len(raw) > self.max_headers:
             metrics.REJECTED.labels("too_many_headers").inc()
             return Rejection(431, {"error": f"more than {self.max_headers} request headers"})
-        if self.max_header_bytes and sum(len(k) + len(v) for k, v in raw) > self.max_header_bytes:
+        if self.max_header_bytes and sum(map(len, chain.from_iterable(raw))) > self.max_header_bytes:
             metrics.REJECTED.labels("headers_too_large").inc()
             return Rejection(431, {"error": f"request headers exceed {self.max_header_bytes} bytes"})
         if self.reject_encoded_slash:

@@ -78,6 +78,9 @@ def pick_instance(instances: list[Instance], strategy: str, cursor: int,
     admissible instance fails its health check, health is ignored (better a doubtful instance
     than none — Envoy's panic mode). ``exclude`` (instances already tried) is a preference only.
     """
+    if len(instances) == 1:  # the common case: no list building on the hot path
+        only = instances[0]
+        return only if only.breaker.available() else None
     ok = [i for i in instances if i.breaker.available()]
     if not ok:
         return None
@@ -134,13 +137,14 @@ class UpstreamPool:
     # ---- Transport ---------------------------------------------------------------------------
 
     async def send(self, request: HttpRequest, timeout: float, *, retry_writes: bool = False) -> HttpResponse:
-        deadline = self._clock() + timeout
-        retryable = is_retryable_method(request.method, retry_writes)
-        budget = RetryBudget(self.retries.attempts if retryable else 0)
+        clock = self._clock
+        deadline = clock() + timeout
+        budget: RetryBudget | None = None  # built on the first failure only: the happy path stays lean
         tried: tuple[Instance, ...] = ()
         retry = 0
         error: UpstreamError | None = None
         resp: HttpResponse | None = None
+        remaining = timeout
         while True:
             inst = pick_instance(self.instances, self.lb, self._cursor, tried)
             self._cursor += 1
@@ -150,13 +154,10 @@ class UpstreamPool:
                 if error is not None:
                     raise error
                 raise CircuitOpen(self.service, min((i.breaker.retry_after() for i in self.instances), default=0))
-            remaining = deadline - self._clock()
-            error = None
-            resp = None
+            error = resp = None
             inst.inflight += 1
-            t0 = self._clock()
             try:
-                resp = await inst.transport.send(request, max(remaining, 0.001))
+                resp = await inst.transport.send(request, remaining)
             except UpstreamError as e:
                 error = e
                 inst.breaker.record_failure()
@@ -168,12 +169,15 @@ class UpstreamPool:
             if resp is not None:
                 if resp.status not in FAILURE_STATUSES:
                     inst.breaker.record_success()
-                    inst.observe_latency(self._clock() - t0)
+                    if self.lb == "weighted_response_time":
+                        inst.observe_latency(clock() - (deadline - remaining))
                     return resp
                 inst.breaker.record_failure()
-            wait = budget.next_wait(retry, deadline - self._clock(),
-                                    backoff_delay(retry, self.retries.base_ms / 1000, self.retries.max_ms / 1000,
-                                                  self._rand))
+            if budget is None:
+                retryable = is_retryable_method(request.method, retry_writes)
+                budget = RetryBudget(self.retries.attempts if retryable else 0)
+            delay = backoff_delay(retry, self.retries.base_ms / 1000, self.retries.max_ms / 1000, self._rand)
+            wait = budget.next_wait(retry, deadline - clock(), delay)
             if wait is None:
                 if resp is not None:
                     return resp
@@ -186,6 +190,7 @@ class UpstreamPool:
             retry += 1
             if wait > 0:
                 await self._sleep(wait)
+            remaining = max(deadline - clock(), 0.001)
 
     async def aclose(self) -> None:
         self.stop_health()
