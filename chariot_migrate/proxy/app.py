@@ -22,6 +22,7 @@ from ..routes.matcher import RequestView, RouteTable, normalise_path
 from ..routes.models import SAFE_METHODS, RoutesFile, ServiceConfig
 from ..transport import HttpRequest, HttpResponse, Transport, UpstreamError
 from . import metrics
+from .accesslog import AccessLog
 from .addons import Addon, Exchange
 from .auth import EdgeAuth
 from .edge import EdgePolicy, send_rejection
@@ -111,6 +112,7 @@ class ProxyApp:
         self.addons: list[Addon] = list(addons or [])
         self.poll_interval_s = poll_interval_s
         self.metrics = metrics.RequestMetrics()
+        self.access = AccessLog()
         self.operator_token = os.environ.get("CHARIOT_MIGRATE_OPERATOR_TOKEN", "")
         self.access_log_enabled = access_log_enabled
         self._tasks: list[asyncio.Task] = []
@@ -135,6 +137,8 @@ class ProxyApp:
     async def shutdown(self) -> None:
         for t in self._tasks:
             t.cancel()
+        self.metrics.flush()
+        self.access.flush()
         for a in self.addons:
             with contextlib.suppress(Exception):
                 await a.aclose()
@@ -157,6 +161,8 @@ class ProxyApp:
         ticks = 0
         while True:
             await asyncio.sleep(self.poll_interval_s)
+            self.access.flush()
+            self.metrics.flush()
             await self.state.poll()
             ticks += 1
             if ticks % 2 == 0 and await self.routes.check():  # routes.yaml: once a second
@@ -252,11 +258,12 @@ class ProxyApp:
                   (cfg.legacy.timeout_s if side == "legacy" else cfg.defaults.timeout_s)
 
         cid = correlation_id(hmap)
+        tp = traceparent(hmap)
         req = HttpRequest(
             method=method, path=path, query=query,
             headers=upstream_request_headers(headers, client_ip=client[0], scheme=scope.get("scheme", "http"),
                                              host=hmap.get("host"), correlation_id=cid,
-                                             traceparent=traceparent(hmap)),
+                                             traceparent=tp),
             body=body, route_template=route.template if route else None,
             path_params=match.path_params if match else {},
             function=(route.function if route else None) or cfg.legacy.default_function,
@@ -299,10 +306,11 @@ class ProxyApp:
         elapsed = time.perf_counter() - t0
         endpoint = route.template if route else "unmatched"
         self.metrics.observe(service or "-", method, endpoint, status, side, decision.reason, elapsed)
-        if self.access_log_enabled and access_log.isEnabledFor(logging.INFO):
-            access_log.info("request", extra={"fields": {
-                "correlation_id": cid, "method": method, "route": endpoint, "upstream_service": service, "side": side,
-                "decision": decision.reason, "status": status, "duration_ms": round(elapsed * 1000, 2)}})
+        if self.access_log_enabled:
+            self.access.write({
+                "correlation_id": cid, "trace_id": tp[3:35], "method": method, "route": endpoint,
+                "upstream_service": service, "side": side, "decision": ex.decision, "status": status,
+                "duration_ms": round(elapsed * 1000, 2)})
         for a in self.addons:
             a.done(ex)
 

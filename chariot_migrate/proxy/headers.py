@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 import json
 import os
-import uuid
 from functools import lru_cache
 
 from ..transport import Headers
@@ -56,12 +55,15 @@ def downstream_response_headers(headers: Headers) -> Headers:
     return [(k, v) for k, v in headers if k not in drop]
 
 
+_CID_OK = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.:")
+
+
 def correlation_id(headers: dict[str, str]) -> str:
     cid = headers.get("x-correlation-id", "")
-    # Accept a caller's id only if it is short and printable; otherwise make our own.
-    if cid and len(cid) <= 128 and cid.isprintable():
+    # Accept a caller's id only if it is short, plain (no log injection) and not a token.
+    if cid and len(cid) <= 128 and not cid.startswith("eyJ") and _CID_OK.issuperset(cid):
         return cid
-    return uuid.uuid4().hex
+    return os.urandom(16).hex()
 
 
 def traceparent(headers: dict[str, str]) -> str:

@@ -61,6 +61,7 @@ class LiveState:
         self.version = -1
         self.healthy = True
         self.last_error: str | None = None
+        self._defaults: dict[str, tuple[ServiceConfig | None, ServiceState]] = {}
 
     def load_now(self) -> None:
         v = self.store.version()
@@ -89,4 +90,11 @@ class LiveState:
 
     def get(self, service: str, cfg: ServiceConfig | None) -> ServiceState:
         s = self.states.get(service)
-        return s if s is not None else initial_state(service, cfg)
+        if s is not None:
+            return s
+        # Not in the store yet: routes.yaml's defaults (cached per config object — a reload
+        # brings a new ServiceConfig and so a fresh default).
+        cached = self._defaults.get(service)
+        if cached is None or cached[0] is not cfg:
+            cached = self._defaults[service] = (cfg, initial_state(service, cfg))
+        return cached[1]

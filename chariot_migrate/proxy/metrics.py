@@ -35,21 +35,52 @@ HEALTH_CHECKS = Counter("proxy_health_checks_total", "Active health checks of up
 
 
 class RequestMetrics:
-    """Caches label children: ``labels()`` is the expensive part of an observation."""
+    """Request metrics aggregated in memory and applied to Prometheus in batches.
+
+    In multiprocess mode every ``inc``/``observe`` is a locked write into a memory-mapped file;
+    per request that cost more than routing. Here a request only bumps a local dict; ``flush()``
+    (twice a second, and at shutdown) applies one increment per label set and bucket.
+    """
 
     def __init__(self) -> None:
-        self._dur: dict[tuple[str, ...], object] = {}
-        self._req: dict[tuple[str, ...], object] = {}
+        self._dur: dict[tuple[str, ...], list] = {}  # key -> [count per bucket..., sum]
+        self._req: dict[tuple[str, ...], int] = {}
+        self._bounds = BUCKETS
+        self._children: dict[tuple[str, ...], object] = {}
 
     def observe(self, service: str, method: str, endpoint: str, status: int, side: str, decision: str,
                 seconds: float) -> None:
         key = (service, method, endpoint, str(status), side)
-        h = self._dur.get(key)
-        if h is None:
-            h = self._dur[key] = REQUEST_DURATION.labels(*key)
-        h.observe(seconds)
+        acc = self._dur.get(key)
+        if acc is None:
+            acc = self._dur[key] = [0] * (len(self._bounds) + 1) + [0.0]
+        for i, bound in enumerate(self._bounds):
+            if seconds <= bound:
+                acc[i] += 1
+                break
+        else:
+            acc[len(self._bounds)] += 1
+        acc[-1] += seconds
         rk = (service, side, decision)
-        c = self._req.get(rk)
-        if c is None:
-            c = self._req[rk] = REQUESTS.labels(*rk)
-        c.inc()
+        self._req[rk] = self._req.get(rk, 0) + 1
+
+    def flush(self) -> None:
+        dur, self._dur = self._dur, {}
+        req, self._req = self._req, {}
+        for key, acc in dur.items():
+            child = self._children.get(key)
+            if child is None:
+                child = self._children[key] = REQUEST_DURATION.labels(*key)
+            buckets = getattr(child, "_buckets", None)
+            if buckets is not None and len(buckets) == len(acc) - 1:
+                for i, n in enumerate(acc[:-1]):
+                    if n:
+                        buckets[i].inc(n)
+                child._sum.inc(acc[-1])  # type: ignore[attr-defined]
+            else:  # a prometheus_client whose internals differ: fall back to exact observations
+                for i, n in enumerate(acc[:-1]):
+                    v = self._bounds[i] if i < len(self._bounds) else self._bounds[-1] * 2
+                    for _ in range(n):
+                        child.observe(v)  # type: ignore[attr-defined]
+        for rk, n in req.items():
+            REQUESTS.labels(*rk).inc(n)

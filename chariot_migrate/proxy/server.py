@@ -106,7 +106,7 @@ def serve(opts: ProxyOptions) -> None:
     config = uvicorn.Config(
         "chariot_migrate.proxy.app:create_app", factory=True, fd=public.fileno(), workers=opts.workers,
         loop="uvloop", http="httptools", lifespan="on", access_log=False, log_level="warning",
-        timeout_graceful_shutdown=30, server_header=False, date_header=False,
+        timeout_graceful_shutdown=30, server_header=False, date_header=False, proxy_headers=False,
     )
     try:
         if opts.workers > 1:

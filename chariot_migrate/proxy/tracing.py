@@ -38,14 +38,30 @@ def forwarded_traceparent(headers: list[tuple[str, str]]) -> str | None:
     return None
 
 
+class _Counter:
+    """An in-flight count kept in memory; the gauge is set from it once a second (each gauge
+    write is a locked mmap write in multiprocess mode — too dear twice per request)."""
+
+    __slots__ = ("n",)
+
+    def __init__(self) -> None:
+        self.n = 0
+
+    def inc(self) -> None:
+        self.n += 1
+
+    def dec(self) -> None:
+        self.n -= 1
+
+
 class _Flight:
     """One request's open bookkeeping; every close is idempotent."""
 
     __slots__ = ("client", "upstream", "span", "token", "t0")
 
-    def __init__(self, client: Any, upstream: Any) -> None:
-        self.client = client
-        self.upstream = upstream
+    def __init__(self, client: _Counter, upstream: _Counter) -> None:
+        self.client: _Counter | None = client
+        self.upstream: _Counter | None = upstream
         self.span: Any = None
         self.token: object | None = None
         self.t0 = time.perf_counter()
@@ -75,22 +91,39 @@ class TracingAddon:
         self._setup = setup_tracing
         self._owns_tracing = False
         self._filter: logcontext.TraceIdFilter | None = None
-        self._gauges: dict[tuple[str, str], Any] = {}
+        self._counts: dict[tuple[str, str], _Counter] = {}
+        self._sampler: asyncio.Task | None = None
 
-    def _gauge(self, service: str, connection_type: str) -> Any:
+    def _gauge(self, service: str, connection_type: str) -> _Counter:
         key = (service, connection_type)
-        g = self._gauges.get(key)
-        if g is None:
-            g = self._gauges[key] = obs.ACTIVE_CONNECTIONS.labels(service, connection_type)
-        return g
+        c = self._counts.get(key)
+        if c is None:
+            c = self._counts[key] = _Counter()
+        return c
+
+    def sample(self) -> None:
+        """Publish the in-flight counts to the gauge."""
+        for (service, kind), c in list(self._counts.items()):
+            obs.ACTIVE_CONNECTIONS.labels(service, kind).set(c.n)
+
+    async def _sample_loop(self) -> None:
+        while True:
+            await asyncio.sleep(1.0)
+            self.sample()
 
     async def start(self) -> None:
+        if self._sampler is None:
+            self._sampler = asyncio.create_task(self._sample_loop())
         if self._filter is None:
             self._filter = logcontext.install(LOGGERS)
         if self._setup and not tracing.tracing_enabled():
             self._owns_tracing = tracing.setup_tracing(self.service_name)
 
     async def aclose(self) -> None:
+        if self._sampler is not None:
+            self._sampler.cancel()
+            self._sampler = None
+            self.sample()
         if self._filter is not None:
             logcontext.uninstall(self._filter, LOGGERS)
             self._filter = None

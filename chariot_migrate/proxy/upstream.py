@@ -16,6 +16,7 @@ import aiohttp
 from ..transport import HttpRequest, HttpResponse, UpstreamError
 
 CHUNK = 64 * 1024
+SMALL_BODY = 256 * 1024  # bodies up to this size (with a Content-Length) are read whole
 
 
 class HttpTransport:
@@ -30,6 +31,7 @@ class HttpTransport:
         self._pool_limit = pool_limit
         self._connect_timeout = connect_timeout
         self._session: aiohttp.ClientSession | None = None
+        self._timeouts: dict[float, aiohttp.ClientTimeout] = {}
 
     def _get_session(self) -> aiohttp.ClientSession:
         # Created lazily inside the running loop (each uvicorn worker has its own).
@@ -46,7 +48,10 @@ class HttpTransport:
         base = self._cycle.__next__() if len(self.base_urls) > 1 else self.base_urls[0]
         url = base + request.path + (("?" + request.query) if request.query else "")
         session = self._get_session()
-        ct = aiohttp.ClientTimeout(total=None, sock_connect=min(self._connect_timeout, timeout), sock_read=timeout)
+        ct = self._timeouts.get(timeout)
+        if ct is None:
+            ct = self._timeouts[timeout] = aiohttp.ClientTimeout(
+                total=None, sock_connect=min(self._connect_timeout, timeout), sock_read=timeout)
         try:
             async with asyncio.timeout(timeout):
                 resp = await session.request(
@@ -62,6 +67,19 @@ class HttpTransport:
         except aiohttp.ClientError as e:
             raise UpstreamError("protocol", f"bad response from {base}: {e}") from None
         headers = [(k.decode("latin-1").lower(), v.decode("latin-1")) for k, v in resp.raw_headers]
+        length = resp.content_length
+        if length is not None and length <= SMALL_BODY:
+            # Most API answers are small: read them whole and send them in one piece — far
+            # cheaper than an async generator and a send per chunk (measured in bench/).
+            try:
+                body = await resp.read()
+            except TimeoutError:
+                raise UpstreamError("timeout", f"{base} stopped sending the body") from None
+            except aiohttp.ClientError as e:
+                raise UpstreamError("protocol", f"{base} broke off the body: {e}") from None
+            finally:
+                resp.release()
+            return HttpResponse(status=resp.status, headers=headers, body=body)
         return HttpResponse(status=resp.status, headers=headers, stream=_stream(resp, base))
 
     async def aclose(self) -> None:

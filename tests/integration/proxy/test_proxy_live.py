@@ -213,6 +213,7 @@ def test_metrics_on_admin_port_only(stack, tmp_path):
     for i in range(30):
         side(proxy, "/chariot/risk", f"m{i}@x.com")
     admin = f"http://127.0.0.1:{proxy.info['admin_port']}"
+    time.sleep(1.2)  # workers apply their request metrics in batches, twice a second
     m = httpx.get(admin + "/metrics", headers={"authorization": "Bearer test-admin-token"}).text
     line = next(x for x in m.splitlines() if x.startswith("http_request_duration_seconds_count{")
                 and 'endpoint="/risk"' in x and 'side="legacy"' in x)

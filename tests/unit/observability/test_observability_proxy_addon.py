@@ -16,6 +16,7 @@ from prometheus_client import REGISTRY
 
 from chariot_migrate.jsonlog import JsonFormatter
 from chariot_migrate.observability import tracing
+from chariot_migrate.proxy.accesslog import AccessLog
 from chariot_migrate.proxy.app import ProxyApp
 from chariot_migrate.proxy.tracing import TracingAddon
 from chariot_migrate.rollout.operations import Operations
@@ -35,7 +36,14 @@ ROUTES = textwrap.dedent("""\
 CLIENT_TP = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
 
 
+ADDON: list[TracingAddon] = []
+
+
 def gauge(service: str, ctype: str) -> float:
+    # In-flight counts are kept in memory and published to the gauge by sample() (once a
+    # second in a running proxy); sample now so the test sees the current value.
+    for a in ADDON:
+        a.sample()
     return REGISTRY.get_sample_value("active_connections_total", {"service": service, "connection_type": ctype}) or 0
 
 
@@ -61,8 +69,12 @@ async def proxy(tmp_path):
     p.write_text(ROUTES)
     store = open_state_store(f"sqlite:///{tmp_path}/s.db")
     app = ProxyApp(p, store, access_log_enabled=True)
-    app.addons.append(TracingAddon(setup_tracing=False))
+    addon = TracingAddon(setup_tracing=False)
+    ADDON[:] = [addon]
+    app.addons.append(addon)
     await app.startup()
+    log_file = open(tmp_path / "access.log", "w+")  # noqa: SIM115 — closed below
+    app.access = AccessLog(fd=log_file.fileno())
     app.transports.legacy = legacy = Side("legacy")
     app.transports.services["obsvc"] = new = Side("new")
     stream = io.StringIO()
@@ -73,15 +85,24 @@ async def proxy(tmp_path):
     old_level = access.level
     access.setLevel(logging.INFO)
     client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://proxy")
-    yield app, client, legacy, new, stream, Operations(store, load_table(p).config)
+    yield app, client, legacy, new, (app, log_file, stream), Operations(store, load_table(p).config)
+    log_file.close()
     access.removeHandler(handler)
     access.setLevel(old_level)
     await client.aclose()
     await app.shutdown()
 
 
-def log_lines(stream: io.StringIO) -> list[dict]:
-    return [json.loads(line) for line in stream.getvalue().splitlines() if line.strip()]
+def log_text(sink) -> str:
+    """Everything logged: the batched access log (flushed now) and the proxy's other loggers."""
+    app, log_file, stream = sink
+    app.access.flush()
+    log_file.seek(0)
+    return log_file.read() + stream.getvalue()
+
+
+def log_lines(sink) -> list[dict]:
+    return [json.loads(line) for line in log_text(sink).splitlines() if line.strip()]
 
 
 async def test_access_log_carries_the_forwarded_trace_id_and_no_secrets(proxy):
@@ -94,7 +115,7 @@ async def test_access_log_carries_the_forwarded_trace_id_and_no_secrets(proxy):
     (line,) = [x for x in log_lines(stream) if x["msg"] == "request"]
     assert line["trace_id"] == "0af7651916cd43dd8448eb211c80319c"
     assert line["correlation_id"] and line["side"] == "legacy" and line["status"] == 200
-    assert "eyJ" not in stream.getvalue()
+    assert "eyJ" not in log_text(stream)
 
 
 async def test_a_request_without_traceparent_logs_the_trace_id_the_proxy_started(proxy):
