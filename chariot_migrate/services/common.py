@@ -87,7 +87,9 @@ class ChariotSettings(ServiceSettings):
     signing_secret_id: str = DEFAULT_SIGNING_SECRET
     account_url: str | None = None  # account service, for membership (assume-role) lookups
     replay_principal: str = DEFAULT_REPLAY_PRINCIPAL
-    membership_cache_seconds: float = 30.0
+    # Short: legacy checks membership on every call, so an unlinked collaborator must lose access
+    # at once (the cache only absorbs bursts of one client's calls).
+    membership_cache_seconds: float = 1.0
     page_size: int = 1000  # GET /my page size (legacy: CHARIOT_PAGE_SIZE)
 
     @classmethod
@@ -134,13 +136,64 @@ async def json_body(request: Request, default: dict[str, Any] | None = None) -> 
             return default
         raise bad_request("request body must be a JSON object")
     try:
-        body = json.loads(raw)
+        body = json.loads(raw, parse_constant=_no_constant)
     except (ValueError, UnicodeDecodeError) as e:
         raise bad_request(f"request body is not valid JSON: {e}") from None
     if not isinstance(body, dict):
         raise bad_request("request body must be a JSON object")
+    problem = unstorable(body)
+    if problem:
+        raise bad_request(problem)
     request.state.json_body = body
     return body
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+# DynamoDB numbers: 38 significant digits, magnitude 1e-130 .. 9.99…e125.
+_MAX_NUMBER, _MIN_NUMBER = Decimal("9.9999999999999999999999999999999999999E+125"), Decimal("1E-130")
+
+
+def unstorable(value: Any, where: str = "body") -> str | None:
+    """Why a parsed JSON value cannot be stored as is, or ``None`` (pure).
+
+    JSON allows what the stores reject: lone UTF-16 surrogates (``"\\ud800"`` is not UTF-8),
+    numbers DynamoDB cannot hold, and empty field names in nested objects (stored maps lose them).
+    Caught here they are a 400 with the field, not a 500 later.
+    """
+    stack: list[tuple[str, Any]] = [(where, value)]
+    while stack:
+        path, v = stack.pop()
+        if isinstance(v, str):
+            if not _utf8(v):
+                return f"{path}: text must be valid Unicode (it contains a lone surrogate escape like \\ud800)"
+        elif isinstance(v, bool) or v is None:
+            continue
+        elif isinstance(v, int | float):
+            d = Decimal(str(v)) if isinstance(v, float) else Decimal(v)
+            digits = "".join(map(str, d.as_tuple().digits)).strip("0")  # significant digits, exactly
+            if d and (abs(d) > _MAX_NUMBER or abs(d) < _MIN_NUMBER or len(digits) > 38):
+                return f"{path}: number {v!r} is out of range (at most 38 digits, magnitude 1e-130 to 1e125)"
+        elif isinstance(v, dict):
+            for k, item in v.items():
+                if not _utf8(k):
+                    return f"{path}: field names must be valid Unicode (one contains a lone surrogate escape)"
+                if not k and path != where:  # nested maps with an empty key do not round-trip the store
+                    return f"{path}: field names inside objects must not be empty"
+                stack.append((f"{path}.{k}" if len(path) < 200 else path, item))
+        elif isinstance(v, list):
+            stack.extend((f"{path}[{i}]" if len(path) < 200 else path, item) for i, item in enumerate(v))
+    return None
+
+
+def _utf8(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def parse_model(cls: type[M], body: Any) -> M:
@@ -161,6 +214,77 @@ def param(request: Request, name: str, default: str | None = None) -> str | None
     """The last value of a query parameter (API Gateway keeps the last one), like the legacy."""
     values = request.query_params.getlist(name)
     return values[-1] if values else default
+
+
+# ---- OpenAPI documentation of hand-read bodies and query parameters ---------------------------
+#
+# Routes read their JSON body with json_body + parse_model (to keep the legacy's exact 400s), so
+# FastAPI cannot see what they accept. ``openapi_doc`` describes it in the schema (clients, and
+# the schemathesis run in tests/integration/services, then know the real contract).
+
+# Nested models' schemas (pydantic ``$defs``), served under components/schemas by every service.
+OPENAPI_COMPONENTS: dict[str, dict[str, Any]] = {}
+_REF_TEMPLATE = "#/components/schemas/{model}"
+
+
+def model_schema(model: type[BaseModel]) -> dict[str, Any]:
+    """``model``'s JSON schema (by alias) with nested definitions moved to components."""
+    schema = model.model_json_schema(by_alias=True, ref_template=_REF_TEMPLATE)
+    OPENAPI_COMPONENTS.update(schema.pop("$defs", {}))
+    return schema
+
+
+def query_param(name: str, description: str, *, required: bool = False,
+                schema: dict[str, Any] | None = None) -> dict[str, Any]:
+    return {"name": name, "in": "query", "required": required, "description": description,
+            "schema": schema or {"type": "string"}}
+
+
+FLAG = {"type": "boolean"}  # legacy flags: only the string "true" is true
+GLOBAL_PARAM = query_param("global", "read the shared 'global' partition instead of the account's", schema=FLAG)
+MY_QUERY = (
+    query_param("key", "a key prefix like #job# (or field:value)", required=True),
+    query_param("exact", "match the key exactly", schema=FLAG),
+    query_param("to", "upper bound of a key range"),
+    query_param("desc", "newest/last keys first", schema=FLAG),
+    query_param("label", "entity kind a field:value search is limited to"),
+    GLOBAL_PARAM,
+    query_param("offset", "the JSON 'offset' object a previous page returned"),
+)
+
+
+def openapi_doc(body: type[BaseModel] | Sequence[type[BaseModel]] | dict[str, Any] | None = None, *,
+                body_required: bool = True, query: Sequence[dict[str, Any]] = (),
+                media_type: str = "application/json") -> dict[str, Any]:
+    """``openapi_extra`` for a route that reads its body / query parameters by hand.
+
+    ``body`` is a model, several models (any of them is accepted) or a raw JSON schema.
+    """
+    extra: dict[str, Any] = {}
+    if query:
+        extra["parameters"] = list(query)
+    if body is not None:
+        if isinstance(body, dict):
+            schema = body
+        elif isinstance(body, type):
+            schema = model_schema(body)
+        else:
+            schema = {"anyOf": [model_schema(m) for m in body]}
+        extra["requestBody"] = {"required": body_required, "content": {media_type: {"schema": schema}}}
+    return extra
+
+
+def _serve_components(app: FastAPI) -> None:
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        schema = generate()  # cached by FastAPI
+        components = schema.setdefault("components", {}).setdefault("schemas", {})
+        for name, definition in OPENAPI_COMPONENTS.items():
+            components.setdefault(name, definition)
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 # ---- GET /my over a service's own (username, key) table, with the legacy's semantics ---------
@@ -361,9 +485,43 @@ def replay_values(request: Request, body: Mapping[str, Any] | None = None) -> di
     if not is_replay(request):
         return None
     source = body if body is not None else getattr(request.state, "json_body", None)
-    if not isinstance(source, Mapping):
+    own = {k: v for k, v in source.items() if v not in (None, "")} if isinstance(source, Mapping) else {}
+    # The primary's answer holds the generated values (the client's body rarely does, and its
+    # fields may mean something else, e.g. PUT /attribute's "key" is the source asset): it wins.
+    return {**own, **primary_values(request)}
+
+
+def primary_values(request: Request) -> dict[str, Any]:
+    """During a replay: the entity the primary side answered with (``X-Migrate-Primary-Result``),
+    so generated values (key, id, timestamps, history authors) match the primary's; ``{}`` when
+    this is no replay, the header is absent/truncated/garbled, or the answer is not one object."""
+    if not is_replay(request):
         return {}
-    return {k: v for k, v in source.items() if v not in (None, "")}
+    from chariot_migrate.dual_write.replay_protocol import PRIMARY_RESULT_HEADER, decode_primary_result
+
+    raw = request.headers.get(PRIMARY_RESULT_HEADER)
+    if not raw:
+        return {}
+    try:
+        result, truncated = decode_primary_result(raw)
+        doc = json.loads(result.body) if not truncated and 200 <= result.status < 300 else None
+    except (ValueError, UnicodeDecodeError):
+        return {}
+    if isinstance(doc, dict) and len(doc) == 1:  # e.g. PUT /attribute answers {"attributes": [attribute]}
+        (inner,) = doc.values()
+        doc = inner if isinstance(inner, list) else doc
+    if isinstance(doc, list) and len(doc) == 1:  # e.g. PUT /asset answers [asset]
+        doc = doc[0]
+    return {k: v for k, v in doc.items() if v not in (None, "")} if isinstance(doc, dict) else {}
+
+
+def replay_author(primary: Mapping[str, Any]) -> str | None:
+    """Who the primary recorded as the author of this change (its last history entry's ``by``)."""
+    history = primary.get("history")
+    if isinstance(history, list) and history and isinstance(history[-1], Mapping):
+        by = history[-1].get("by")
+        return by if isinstance(by, str) and by else None
+    return None
 
 
 def adopt(values: Mapping[str, Any] | None, field: str, default: Any) -> Any:
@@ -643,6 +801,7 @@ def create_chariot_app(
     app.state.auth = None  # set at startup (needs Secrets Manager)
     app.state.repos = {}
     _install_error_handlers(app)
+    _serve_components(app)
     return app
 
 
@@ -752,11 +911,16 @@ __all__ = [
     "json_body",
     "load_signing_key",
     "not_found",
+    "openapi_doc",
+    "query_param",
     "param",
     "param_flag",
     "parse_model",
     "parse_offset",
     "plain",
     "query_my",
+    "unstorable",
+    "primary_values",
+    "replay_author",
     "replay_values",
 ]

@@ -2,18 +2,35 @@
 
 from __future__ import annotations
 
+import os
+from collections.abc import Mapping
 from typing import Any
 
+import boto3
 from anyio import to_thread
 from fastapi import FastAPI
 
-from chariot_migrate.services.common import ChariotSettings, create_chariot_app
+from chariot_migrate.services.common import ChariotSettings, PlainStore, create_chariot_app
 
 from .events import SUBSCRIPTIONS
 from .routes import router
-from .store import TABLES, AccountStore
+from .store import LEGACY, TABLES, AccountStore
 
 SERVICE = "account"
+
+
+def legacy_keys_store(env: Mapping[str, str], region: str) -> PlainStore | None:
+    """The legacy table, read for API keys this service has not seen yet (lazy migration).
+
+    On only inside a migration (``CHARIOT_MIGRATE_LEGACY_ENDPOINT_URL`` set, as ``up`` does) or
+    with ``LEGACY_TABLE``: keys provisioned straight into the legacy table keep working for
+    ``/token`` after the shift, and are adopted on first use."""
+    endpoint = env.get("CHARIOT_MIGRATE_LEGACY_ENDPOINT_URL")
+    table = env.get("CHARIOT_ACCOUNT_LEGACY_TABLE") or env.get("LEGACY_TABLE")
+    if not table and not endpoint:
+        return None
+    client = boto3.client("dynamodb", endpoint_url=endpoint or env.get("AWS_ENDPOINT_URL"), region_name=region)
+    return PlainStore(client, {LEGACY: table or env.get("CHARIOT_TABLE", "chariot")})
 
 
 def create_app(settings: ChariotSettings | None = None) -> FastAPI:
@@ -27,6 +44,7 @@ def create_app(settings: ChariotSettings | None = None) -> FastAPI:
 
     def startup(app: FastAPI) -> None:
         app.state.store = AccountStore.from_app(app)
+        app.state.legacy_keys = legacy_keys_store(os.environ, settings.aws_region)
 
     app = create_chariot_app(
         SERVICE,

@@ -13,6 +13,7 @@ The audit trail (``account-audit``) has no legacy counterpart and is not migrate
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from chariot_migrate.dual_write.migration import TableSpec
@@ -47,7 +48,8 @@ class AccountMigration:
 
 
 # Module-level form (LEGACY_PREFIXES / to_new / to_legacy) for tools that take plain functions.
-_default = AccountMigration()
+# Like the services, the CLI's tables follow TABLE_PREFIX (several stacks on one moto/Redis).
+_default = AccountMigration(os.environ.get("TABLE_PREFIX", ""))
 LEGACY_PREFIXES = _default.legacy_prefixes
 to_new = _default.to_new
 to_legacy = _default.to_legacy

@@ -15,6 +15,7 @@ from chariot_migrate.model.clock import now_iso
 from chariot_migrate.model.keys import account_key, api_key_key
 from chariot_migrate.model.requests import AccountLink, ApiKeyAdd, KeyBody, check_role
 from chariot_migrate.services.common import (
+    MY_QUERY,
     ApiError,
     adopt,
     authenticated,
@@ -22,6 +23,7 @@ from chariot_migrate.services.common import (
     chariot_caller,
     json_body,
     not_found,
+    openapi_doc,
     parse_model,
     plain,
     replay_values,
@@ -30,11 +32,13 @@ from chariot_migrate.services.kit import Caller, require_internal
 
 from . import apikeys
 from .events import KEY_CREATED, KEY_DELETED, MEMBER_LINKED, MEMBER_UNLINKED, record_action
-from .store import AUDIT, KEYS, MEMBERS, AccountStore
+from .store import AUDIT, KEYS, LEGACY, MEMBERS, AccountStore
 
 router = APIRouter()
 TOKEN_TTL_S = tokens.DEFAULT_TTL_S
 KEY_LIFETIME = timedelta(days=90)
+API_KEY_HEADERS = [{"name": name, "in": "header", "required": False, "schema": {"type": "string"}}
+                   for name in ("X-GUARD-API-KEY-ID", "X-GUARD-API-KEY-SECRET")]
 
 
 def _store(request: Request) -> AccountStore:
@@ -48,13 +52,15 @@ async def _run(fn: Any, *args: Any) -> Any:
 # ---- GET /token (public) -------------------------------------------------------------------
 
 
-@router.get("/token")
+@router.get("/token", openapi_extra=openapi_doc(query=API_KEY_HEADERS))
 async def token(request: Request) -> dict[str, Any]:
     key_id = (request.headers.get("x-guard-api-key-id") or "").strip()
     secret = request.headers.get("x-guard-api-key-secret") or ""
     if not key_id or not secret:
         raise ApiError(401, "missing X-GUARD-API-KEY-ID or X-GUARD-API-KEY-SECRET header")
     record = await _run(_store(request).get, KEYS, apikeys.LOOKUP_PARTITION, api_key_key(key_id))
+    if record is None:
+        record = await _adopt_legacy_key(request, api_key_key(key_id))
     if not apikeys.usable(record, secret):
         raise ApiError(401, "invalid API key")
     signing_key = request.app.state.signing_key
@@ -62,6 +68,25 @@ async def token(request: Request) -> dict[str, Any]:
         raise ApiError(503, "token signing is not available: the signing key could not be read")
     assert record is not None
     return {"token": tokens.issue(str(record["owner"]), signing_key, ttl_s=TOKEN_TTL_S), "expires_in": TOKEN_TTL_S}
+
+
+async def _adopt_legacy_key(request: Request, key: str) -> dict[str, Any] | None:
+    """A key only the legacy table knows (provisioned there, not backfilled yet): copy its two
+    rows (lookup + owner's) into this service's table, unchanged, and use it."""
+    legacy = getattr(request.app.state, "legacy_keys", None)
+    if legacy is None or not key.removeprefix("#key#"):
+        return None
+    try:
+        lookup = await _run(legacy.get, LEGACY, apikeys.LOOKUP_PARTITION, key)
+        owned = await _run(legacy.get, LEGACY, str(lookup["owner"]), key) if lookup and lookup.get("owner") else None
+    except Exception:  # noqa: BLE001 — no legacy table reachable: the key is simply unknown
+        return None
+    if not lookup or not owned:
+        return None
+    store = _store(request)
+    await _run(store.put, KEYS, owned)
+    await _run(store.put, KEYS, lookup)
+    return lookup
 
 
 @router.get("/.well-known/jwks.json")
@@ -95,7 +120,7 @@ def new_key_record(who: Caller, name: str, expires: str | None, replay: dict[str
     return record, (secret if replay is None else None)
 
 
-@router.post("/key")
+@router.post("/key", openapi_extra=openapi_doc(ApiKeyAdd))
 async def add_key(request: Request, who: Caller = Depends(chariot_caller)) -> Any:
     body = await json_body(request)
     m = parse_model(ApiKeyAdd, body)
@@ -107,7 +132,7 @@ async def add_key(request: Request, who: Caller = Depends(chariot_caller)) -> An
     return plain(record | ({"secret": secret} if secret else {}))
 
 
-@router.delete("/key")
+@router.delete("/key", openapi_extra=openapi_doc(KeyBody))
 async def delete_key(request: Request, who: Caller = Depends(chariot_caller)) -> Any:
     body = await json_body(request)
     m = parse_model(KeyBody, body)
@@ -146,7 +171,7 @@ def collaborator_row(who: Caller, member: str, link: AccountLink, updated: str) 
             "key": account_key(who.account, member, ""), "value": ""}
 
 
-@router.post("/account/{member}")
+@router.post("/account/{member}", openapi_extra=openapi_doc(AccountLink, body_required=False))
 async def link_member(member: str, request: Request, who: Caller = Depends(chariot_caller)) -> Any:
     member = _member(member)
     body = await json_body(request, {})
@@ -160,7 +185,7 @@ async def link_member(member: str, request: Request, who: Caller = Depends(chari
     return plain(row)
 
 
-@router.delete("/account/{member}")
+@router.delete("/account/{member}", openapi_extra=openapi_doc(AccountLink, body_required=False))
 async def unlink_member(member: str, request: Request, who: Caller = Depends(chariot_caller)) -> Any:
     member = _member(member)
     body = await json_body(request, {})
@@ -184,7 +209,7 @@ async def unlink_member(member: str, request: Request, who: Caller = Depends(cha
 # ---- GET /my?key=#account#… | #key#… -------------------------------------------------------
 
 
-@router.get("/my")
+@router.get("/my", openapi_extra=openapi_doc(query=MY_QUERY))
 async def my(request: Request, who: Caller = Depends(authenticated)) -> Any:
     term = request.query_params.get("key") or ""
     table = KEYS if term.startswith("#key") else MEMBERS

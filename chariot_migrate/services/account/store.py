@@ -18,6 +18,7 @@ from chariot_migrate.services.kit import TableSpec
 MEMBERS = "account-members"
 KEYS = "account-keys"
 AUDIT = "account-audit"
+LEGACY = "legacy"  # the legacy single table (read-only: API keys not migrated yet)
 TABLES = [TableSpec(MEMBERS), TableSpec(KEYS), TableSpec(AUDIT)]
 
 

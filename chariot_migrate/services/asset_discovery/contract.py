@@ -91,10 +91,13 @@ class WriteContext:
     replay: bool = False  # a trusted dual-write replay: adopt the primary's generated values
     now: str = ""
     events: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    primary: dict[str, Any] = field(default_factory=dict)  # a replay's primary answer (generated values)
 
     def adopt(self, body: dict[str, Any] | None, name: str, default: Any) -> Any:
-        if self.replay and body and body.get(name) not in (None, ""):
-            return body[name]
+        if self.replay:
+            for source in (self.primary, body):  # the primary's answer is authoritative
+                if source and source.get(name) not in (None, ""):
+                    return source[name]
         return default
 
     def stamp(self, body: dict[str, Any] | None = None, name: str = "updated") -> str:

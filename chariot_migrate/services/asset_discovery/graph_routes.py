@@ -12,14 +12,30 @@ from anyio import to_thread
 from fastapi import Request
 from fastapi.responses import JSONResponse
 
+from chariot_migrate.model import query as gq
 from chariot_migrate.model.clock import now_iso
-from chariot_migrate.services.common import authenticated, chariot_caller, is_replay, json_body, param_flag
+from chariot_migrate.services.common import (
+    FLAG,
+    GLOBAL_PARAM,
+    authenticated,
+    chariot_caller,
+    is_replay,
+    json_body,
+    openapi_doc,
+    param_flag,
+    primary_values,
+    query_param,
+    replay_author,
+)
 from chariot_migrate.services.kit import Event
 
 from .contract import WriteContext, error_of, public
 
 log = logging.getLogger("chariot.graph")
 GLOBAL_USERNAME = "global"
+# POST /my: the graph query body, ``?tree=true`` and ``?global=true``.
+GRAPH_QUERY_DOC = openapi_doc(gq.GraphQuery, query=[
+    query_param("tree", "answer as a tree of related entities", schema=FLAG), GLOBAL_PARAM])
 
 
 def respond(status: int, body: Any) -> JSONResponse:
@@ -29,7 +45,12 @@ def respond(status: int, body: Any) -> JSONResponse:
 async def write_context(request: Request) -> WriteContext:
     """Authenticate like legacy ``@secured`` (readonly may not write), then describe the write."""
     who = await chariot_caller(request)
-    return WriteContext(who.principal, who.account, who.role, is_replay(request), now_iso())
+    if not is_replay(request):
+        return WriteContext(who.principal, who.account, who.role, False, now_iso())
+    # A replay records the primary's author and adopts its generated values, so both stores agree.
+    primary = primary_values(request)
+    return WriteContext(replay_author(primary) or who.principal, who.account, who.role, True, now_iso(),
+                        primary=primary)
 
 
 async def read_partition(request: Request) -> str:

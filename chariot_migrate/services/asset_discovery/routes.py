@@ -9,12 +9,13 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
-from chariot_migrate.services.common import authenticated, json_body, param, param_flag
+from chariot_migrate.model import requests as rq
+from chariot_migrate.services.common import authenticated, json_body, openapi_doc, param, param_flag
 from chariot_migrate.services.kit import AuthError
 
 from . import graph_search
 from .contract import ApiError, WriteContext
-from .graph_routes import read_partition, respond, run_blocking, run_write
+from .graph_routes import GRAPH_QUERY_DOC, read_partition, respond, run_blocking, run_write
 
 router = APIRouter()
 
@@ -32,57 +33,57 @@ def _op(request: Request, name: str, *args: Any) -> Any:
     return run
 
 
-@router.put("/asset")
+@router.put("/asset", openapi_extra=openapi_doc([rq.AssetAdd, rq.AssetUpdate]))
 async def put_asset(request: Request) -> JSONResponse:
     return await run_write(request, _op(request, "put_asset"))
 
 
-@router.delete("/asset")
+@router.delete("/asset", openapi_extra=openapi_doc(rq.KeyBody))
 async def delete_asset(request: Request) -> JSONResponse:
     return await run_write(request, _op(request, "delete_asset"))
 
 
-@router.post("/bulk/asset")
+@router.post("/bulk/asset", openapi_extra=openapi_doc(rq.BulkBody))
 async def bulk_asset(request: Request) -> JSONResponse:
     return await run_write(request, _op(request, "bulk", "asset", _service(request).write_results_for))
 
 
-@router.put("/seed")
+@router.put("/seed", openapi_extra=openapi_doc([rq.SeedAdd, rq.StatusUpdate]))
 async def put_seed(request: Request) -> JSONResponse:
     return await run_write(request, _op(request, "put_seed"))
 
 
-@router.post("/preseed")
+@router.post("/preseed", openapi_extra=openapi_doc(rq.PreseedAdd))
 async def add_preseed(request: Request) -> JSONResponse:
     return await run_write(request, _op(request, "add_preseed"))
 
 
-@router.put("/preseed")
+@router.put("/preseed", openapi_extra=openapi_doc(rq.StatusUpdate))
 async def update_preseed(request: Request) -> JSONResponse:
     return await run_write(request, _op(request, "update_preseed"))
 
 
-@router.delete("/preseed")
+@router.delete("/preseed", openapi_extra=openapi_doc(rq.KeyBody))
 async def delete_preseed(request: Request) -> JSONResponse:
     return await run_write(request, _op(request, "delete_preseed"))
 
 
-@router.put("/attribute")
+@router.put("/attribute", openapi_extra=openapi_doc(rq.AttributeAdd))
 async def put_attribute(request: Request) -> JSONResponse:
     return await run_write(request, _op(request, "put_attribute"))
 
 
-@router.delete("/attribute")
+@router.delete("/attribute", openapi_extra=openapi_doc(rq.KeyBody))
 async def delete_attribute(request: Request) -> JSONResponse:
     return await run_write(request, _op(request, "delete_attribute"))
 
 
-@router.post("/bulk/attribute")
+@router.post("/bulk/attribute", openapi_extra=openapi_doc(rq.BulkBody))
 async def bulk_attribute(request: Request) -> JSONResponse:
     return await run_write(request, _op(request, "bulk", "attribute", _service(request).write_results_for))
 
 
-@router.post("/my")
+@router.post("/my", openapi_extra=GRAPH_QUERY_DOC)
 async def post_my(request: Request) -> JSONResponse:
     username = await read_partition(request)
     body = await json_body(request)

@@ -5,11 +5,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 
 import httpx
 from fastapi import FastAPI
 
 from ..common import ChariotSettings, create_chariot_app
+from ..peer_env import peer_url_overrides
 from .peers import HttpPeers, MissingPeers
 from .routes import router
 from .runner import JobRunner
@@ -25,6 +27,11 @@ class CapabilitiesSettings(ChariotSettings):
     risk_url: str | None = None  # risk-assessment (risks)
     schedule_interval_s: float = 30.0  # how often due schedules are checked; 0 disables the loop
     peer_timeout_s: float = 5.0
+
+    @classmethod
+    def from_env(cls, service: str = "capabilities", env=None, **overrides):  # type: ignore[override]
+        env = os.environ if env is None else env
+        return super().from_env(service, env, **peer_url_overrides(service, env, overrides))
     resume_queued_jobs: bool = True  # at startup, run jobs a previous process left queued
 
 

@@ -13,14 +13,17 @@ from chariot_migrate.model.clock import now_iso
 from chariot_migrate.model.requests import JobAdd
 
 from ..common import (
+    MY_QUERY,
     ApiError,
     adopt,
     bad_request,
     chariot_caller,
     json_body,
     not_found,
+    openapi_doc,
     param,
     parse_model,
+    query_param,
     replay_values,
 )
 from ..kit import Caller
@@ -36,7 +39,7 @@ def _service(request: Request) -> JobService:
     return request.app.state.jobs
 
 
-@router.post("/job")
+@router.post("/job", openapi_extra=openapi_doc(JobAdd))
 @router.post("/job/", include_in_schema=False)  # the old UI's trailing slash
 async def add_job(request: Request, who: Caller = Depends(chariot_caller)) -> list[dict[str, Any]]:
     body = await json_body(request)
@@ -45,13 +48,15 @@ async def add_job(request: Request, who: Caller = Depends(chariot_caller)) -> li
                                        replay_values(request, body))
 
 
-@router.get("/capabilities")
+@router.get("/capabilities", openapi_extra=openapi_doc(query=[
+    query_param("name", "capability name"), query_param("target", "target kind"),
+    query_param("executor", "executor")]))
 async def list_capabilities(request: Request, who: Caller = Depends(chariot_caller)) -> list[dict[str, Any]]:
     return caps.capability_list(param(request, "name") or "", param(request, "target") or "",
                                 param(request, "executor") or "")
 
 
-@router.get("/my")
+@router.get("/my", openapi_extra=openapi_doc(query=MY_QUERY))
 async def search(request: Request, who: Caller = Depends(chariot_caller)) -> dict[str, Any]:
     params = {k: request.query_params.getlist(k)[-1] for k in request.query_params}
     tables = request.app.state.tables
@@ -75,7 +80,7 @@ async def _schedule(request: Request, account: str, schedule_id: str) -> dict[st
     return item
 
 
-@router.post("/capability/schedule")
+@router.post("/capability/schedule", openapi_extra=openapi_doc(schedules.ScheduleCreate))
 async def create_schedule(request: Request, who: Caller = Depends(chariot_caller)) -> dict[str, Any]:
     body = await json_body(request)
     m = parse_model(schedules.ScheduleCreate, body)
@@ -86,7 +91,7 @@ async def create_schedule(request: Request, who: Caller = Depends(chariot_caller
     return await request.app.state.tables[SCHEDULES_TABLE].aput(item)
 
 
-@router.put("/capability/schedule/{schedule_id}")
+@router.put("/capability/schedule/{schedule_id}", openapi_extra=openapi_doc(schedules.ScheduleUpdate))
 async def update_schedule(schedule_id: str, request: Request, who: Caller = Depends(chariot_caller)) -> dict[str, Any]:
     body = await json_body(request)
     m = parse_model(schedules.ScheduleUpdate, body)
@@ -102,7 +107,8 @@ async def delete_schedule(schedule_id: str, request: Request, who: Caller = Depe
     return item
 
 
-@router.patch("/capability/schedule/{schedule_id}/{action}")
+@router.patch("/capability/schedule/{schedule_id}/{action}",
+              openapi_extra=openapi_doc({"type": "object"}, body_required=False))
 async def pause_resume(schedule_id: str, action: str, request: Request,
                        who: Caller = Depends(chariot_caller)) -> dict[str, Any]:
     if action not in ("pause", "resume"):

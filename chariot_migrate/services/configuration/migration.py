@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from chariot_migrate.dual_write.migration import TableSpec
@@ -34,7 +35,8 @@ class ConfigurationMigration:
         return dict(item)
 
 
-_default = ConfigurationMigration()
+# Like the services, the CLI's tables follow TABLE_PREFIX (several stacks on one moto/Redis).
+_default = ConfigurationMigration(os.environ.get("TABLE_PREFIX", ""))
 LEGACY_PREFIXES = _default.legacy_prefixes
 to_new = _default.to_new
 to_legacy = _default.to_legacy

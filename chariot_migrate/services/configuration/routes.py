@@ -13,12 +13,14 @@ from chariot_migrate.model import requests as rq
 from chariot_migrate.model.clock import now_iso
 from chariot_migrate.model.keys import configuration_key, setting_key
 from chariot_migrate.services.common import (
+    MY_QUERY,
     adopt,
     authenticated,
     bad_request,
     chariot_caller,
     json_body,
     not_found,
+    openapi_doc,
     parse_model,
     plain,
     replay_values,
@@ -70,27 +72,27 @@ async def _delete(kind: str, request: Request, who: Caller) -> Any:
     return plain(old)
 
 
-@router.put("/setting")
+@router.put("/setting", openapi_extra=openapi_doc(rq.NamedValue))
 async def put_setting(request: Request, who: Caller = Depends(chariot_caller)) -> Any:
     return await _put("setting", request, who)
 
 
-@router.delete("/setting")
+@router.delete("/setting", openapi_extra=openapi_doc(rq.NameOnly))
 async def delete_setting(request: Request, who: Caller = Depends(chariot_caller)) -> Any:
     return await _delete("setting", request, who)
 
 
-@router.put("/configuration")
+@router.put("/configuration", openapi_extra=openapi_doc(rq.NamedValue))
 async def put_configuration(request: Request, who: Caller = Depends(chariot_caller)) -> Any:
     return await _put("configuration", request, who)
 
 
-@router.delete("/configuration")
+@router.delete("/configuration", openapi_extra=openapi_doc(rq.NameOnly))
 async def delete_configuration(request: Request, who: Caller = Depends(chariot_caller)) -> Any:
     return await _delete("configuration", request, who)
 
 
-@router.get("/my")
+@router.get("/my", openapi_extra=openapi_doc(query=MY_QUERY))
 async def my(request: Request, who: Caller = Depends(authenticated)) -> Any:
     size = request.app.state.settings.page_size
     store = _store(request)

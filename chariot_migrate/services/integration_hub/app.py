@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import httpx
 from fastapi import FastAPI
 
@@ -10,6 +12,7 @@ from chariot_migrate.model.clock import now_iso
 from ..capabilities.tables import GSI_FIELDS, LegacyShapedTable
 from ..common import ChariotSettings, create_chariot_app
 from ..kit.breaker import BreakerConfig
+from ..peer_env import peer_url_overrides
 from .peers import HttpHookPeers, MissingHookPeers
 from .routes import router
 from .store import INTEGRATIONS_TABLE, table_specs
@@ -22,6 +25,11 @@ class IntegrationHubSettings(ChariotSettings):
     peer_timeout_s: float = 5.0
     breaker_failures: int = 5  # consecutive failures that open a peer's circuit
     breaker_cooldown_s: float = 10.0
+
+    @classmethod
+    def from_env(cls, service: str = "integration-hub", env=None, **overrides):  # type: ignore[override]
+        env = os.environ if env is None else env
+        return super().from_env(service, env, **peer_url_overrides(service, env, overrides))
 
 
 def health_check(base_url: str):

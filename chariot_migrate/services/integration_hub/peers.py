@@ -9,6 +9,7 @@ idempotent calls, a circuit breaker per peer):
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from typing import Any, Protocol
 
@@ -18,6 +19,29 @@ from ..kit.client import ServiceClient
 
 class PeerError(RuntimeError):
     pass
+
+
+class PeerRejected(PeerError):
+    """A peer refused the data itself (400/404/409/413/422): the webhook's input was bad, not a
+    peer being down. ``reason`` is the peer's own message."""
+
+    def __init__(self, peer: str, status: int, reason: str) -> None:
+        super().__init__(f"{peer} answered {status}: {reason}")
+        self.status = status
+        self.reason = reason
+
+
+REJECTING_STATUSES = frozenset({400, 404, 409, 413, 422})
+
+
+def peer_reason(text: str) -> str:
+    """The ``{"message"}`` of a peer's answer, else its text (shortened)."""
+    try:
+        body = json.loads(text)
+    except ValueError:
+        body = None
+    message = body.get("message") if isinstance(body, dict) else None
+    return str(message if isinstance(message, str) and message else text)[:300]
 
 
 class HookPeers(Protocol):
@@ -47,6 +71,8 @@ class HttpHookPeers:
 
     async def _put(self, c: ServiceClient, path: str, account: str, body: dict[str, Any]) -> Any:
         resp = await c.put(path, account=account, json=body)
+        if resp.status_code in REJECTING_STATUSES:
+            raise PeerRejected(c.peer, resp.status_code, peer_reason(resp.text))
         if resp.status_code >= 300:
             raise PeerError(f"{c.peer} PUT {path} answered {resp.status_code}: {resp.text[:300]}")
         return resp.json()

@@ -19,12 +19,14 @@ from ..common import (
     chariot_caller,
     json_body,
     not_found,
+    openapi_doc,
     parse_model,
     replay_values,
 )
 from ..kit import Caller
 from ..kit.breaker import CircuitOpenError
 from ..kit.events import Event
+from .peers import PeerRejected
 from .store import INTEGRATIONS_TABLE, is_integration
 
 router = APIRouter()
@@ -59,7 +61,7 @@ def linked_data(row: dict[str, Any], linked: bool) -> dict[str, Any]:
     return data
 
 
-@router.post("/account/{member}")
+@router.post("/account/{member}", openapi_extra=openapi_doc(AccountLink, body_required=False))
 async def link(member: str, request: Request, who: Caller = Depends(chariot_caller)) -> dict[str, Any]:
     member = _member(member)
     body = await json_body(request, {})
@@ -76,7 +78,7 @@ async def link(member: str, request: Request, who: Caller = Depends(chariot_call
     return row
 
 
-@router.delete("/account/{member}")
+@router.delete("/account/{member}", openapi_extra=openapi_doc(AccountLink, body_required=False))
 async def unlink(member: str, request: Request, who: Caller = Depends(chariot_caller)) -> dict[str, Any]:
     member = _member(member)
     body = await json_body(request, {})
@@ -108,7 +110,8 @@ def _unavailable(exc: Exception) -> ApiError:
     return ApiError(503, "a service the webhook needs is unavailable: try again shortly")
 
 
-@router.api_route("/hook/{principal}/{pin}", methods=["PUT", "POST"])
+@router.put("/hook/{principal}/{pin}", operation_id="inbound_hook_put", openapi_extra=openapi_doc(HookBody))
+@router.post("/hook/{principal}/{pin}", operation_id="inbound_hook_post", openapi_extra=openapi_doc(HookBody))
 async def inbound(principal: str, pin: str, request: Request) -> dict[str, Any]:
     """Public: the pin authenticates. Body ``{dns, name[, finding]}`` → asset (+ risk)."""
     account = _principal(principal)
@@ -130,6 +133,8 @@ async def inbound(principal: str, pin: str, request: Request) -> dict[str, Any]:
             out["risks"] = [await peers.put_risk(account, asset["key"], m.finding, "TI", "webhook")]
     except ApiError:
         raise
+    except PeerRejected as exc:  # the peer refused this hook's data: the caller's 400, with the reason
+        raise bad_request(f"webhook rejected: {exc.reason}") from None
     except Exception as exc:
         raise _unavailable(exc) from None
     return out

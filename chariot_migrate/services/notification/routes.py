@@ -11,7 +11,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from chariot_migrate.model.keys import account_key
 from chariot_migrate.model.requests import AccountLink
 
-from ..common import adopt, chariot_caller, json_body, not_found, parse_model, replay_values
+from ..common import adopt, chariot_caller, json_body, not_found, openapi_doc, parse_model, replay_values
 from ..integration_hub.routes import linked_data
 from ..kit import Caller, require_internal
 from ..kit.events import Event
@@ -19,6 +19,7 @@ from . import rows
 from .store import ACCOUNTS_TABLE, DELIVERIES_TABLE
 
 router = APIRouter()
+LINK_DOC = openapi_doc(AccountLink, body_required=False)
 
 
 def _accounts(request: Request):
@@ -56,12 +57,12 @@ async def _announce(request: Request, row: dict[str, Any], linked: bool) -> None
     await request.app.state.bus.publish(Event.new("integration.linked", row["username"], linked_data(row, linked)))
 
 
-@router.post("/account/hook")
+@router.post("/account/hook", openapi_extra=LINK_DOC)
 async def add_hook(request: Request, who: Caller = Depends(chariot_caller)) -> dict[str, Any]:
     return await _link(request, who, "hook")
 
 
-@router.delete("/account/hook")
+@router.delete("/account/hook", openapi_extra=LINK_DOC)
 async def delete_hook(request: Request, who: Caller = Depends(chariot_caller)) -> dict[str, Any]:
     return await _unlink(request, who, "hook")
 
@@ -71,12 +72,12 @@ async def list_alerts(request: Request, who: Caller = Depends(chariot_caller)) -
     return await _accounts(request).aquery_all(who.account, account_key(who.account, "alert"))
 
 
-@router.post("/account/alert")
+@router.post("/account/alert", openapi_extra=LINK_DOC)
 async def add_alert(request: Request, who: Caller = Depends(chariot_caller)) -> dict[str, Any]:
     return await _link(request, who, "alert")
 
 
-@router.delete("/account/alert")
+@router.delete("/account/alert", openapi_extra=LINK_DOC)
 async def delete_alert(request: Request, who: Caller = Depends(chariot_caller)) -> dict[str, Any]:
     return await _unlink(request, who, "alert")
 

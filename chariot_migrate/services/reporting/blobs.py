@@ -10,6 +10,7 @@ from typing import Any
 
 import boto3
 from botocore.config import Config
+from botocore.exceptions import ClientError
 
 from ..common import bad_request
 
@@ -21,7 +22,14 @@ def check_name(name: str | None) -> str:
         raise bad_request("query parameter 'name' is required (the file path, e.g. home/report.pdf)")
     if name.startswith("/") or ".." in name.split("/") or "\x00" in name or len(name) > 1024:
         raise bad_request(f"invalid file name {name!r}: use a relative path without '..'")
+    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in name):
+        # S3 keys with control characters break URLs and XML listings (moto and S3 tools fail on them).
+        raise bad_request(f"invalid file name {name!r}: control characters are not allowed")
     return name
+
+
+class BlobMissing(LookupError):
+    """The file row exists but its object does not (a presigned upload never happened)."""
 
 
 def object_key(username: str, name: str) -> str:
@@ -44,7 +52,12 @@ class Blobs:
         self.s3.put_object(Bucket=self.bucket, Key=object_key(username, name), Body=data, ContentType=content_type)
 
     def read(self, username: str, name: str) -> bytes:
-        return self.s3.get_object(Bucket=self.bucket, Key=object_key(username, name))["Body"].read()
+        try:
+            return self.s3.get_object(Bucket=self.bucket, Key=object_key(username, name))["Body"].read()
+        except ClientError as e:
+            if e.response.get("Error", {}).get("Code") in ("NoSuchKey", "404", "NotFound"):
+                raise BlobMissing(name) from None
+            raise
 
     def remove(self, username: str, name: str) -> None:
         self.s3.delete_object(Bucket=self.bucket, Key=object_key(username, name))

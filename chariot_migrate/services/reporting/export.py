@@ -1,7 +1,7 @@
 """``POST /export/report``: a job that renders the account's risks into a file.
 
 The job row (``#job#report#<id>#export``) goes JQ → JR → JP/JF like capability jobs; its
-``config.output`` names the produced file (``exports/report-<id>.<ext>``), downloadable with
+``config.output`` names the produced file (``home/reports/<slug>-<id8>.<ext>``, as legacy), downloadable with
 ``GET /file?name=…``. Formats: ``md`` (Markdown, Jinja2), ``json``, ``zip`` (both). PDF rendering
 needs a browser engine we do not ship offline: asking for it is a 400 with the alternatives.
 """
@@ -10,27 +10,16 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import zipfile
 from typing import Any
 
-from jinja2.sandbox import SandboxedEnvironment
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from chariot_migrate.model.keys import file_key
 from chariot_migrate.model.status import job_status
 
 FORMATS = ("md", "json", "zip")
-TEMPLATE = """# {{ config.get('title') or 'Risk report' }}
-{% if config.get('client_name') %}Client: {{ config.client_name }}
-{% endif %}Generated: {{ generated }} · Account: {{ account }} · Statuses: {{ statuses | join(', ') }}
-
-| Risk | Status | Asset |
-|---|---|---|
-{% for r in risks %}| {{ r.name }} | {{ r.status }} | {{ r.dns }} |
-{% endfor %}
-{{ risks | length }} risk(s).
-"""
-_env = SandboxedEnvironment(autoescape=False)
 
 
 class ExportRequest(BaseModel):
@@ -59,20 +48,36 @@ class ExportRequest(BaseModel):
 
 
 def select(risks: list[dict[str, Any]], req: ExportRequest) -> list[dict[str, Any]]:
-    chosen = [r for r in risks if any(str(r.get("status", "")).startswith(s) for s in req.status_filter)]
-    if req.risk_keys is not None:
+    """Legacy's rule: named risk keys win over the status filter."""
+    if req.risk_keys:
         wanted = set(req.risk_keys)
-        chosen = [r for r in chosen if r["key"] in wanted]
-    return sorted(chosen, key=lambda r: r["key"])
+        return [r for r in risks if r["key"] in wanted]
+    return [r for r in risks if any(str(r.get("status", "")).startswith(s) for s in req.status_filter)]
+
+
+def markdown(title: str, client: str, risks: list[dict[str, Any]]) -> str:
+    """The report text, line for line as the legacy report function writes it (pure)."""
+    lines = [f"# {title}", "", f"Client: {client}" if client else "", f"Findings: {len(risks)}", ""]
+    for r in sorted(risks, key=lambda r: (r.get("priority", 60), r["key"])):
+        lines += [f"## {r.get('title') or r.get('name')} ({r.get('status')})", f"- key: {r['key']}",
+                  f"- asset: {r.get('dns', '')}", ""]
+    return "\n".join(lines)
+
+
+def output_name(req: ExportRequest, report_id: str, ext: str) -> str:
+    """Where the report lands: ``home/reports/<title slug>-<id8>.<ext>``, like legacy."""
+    slug = re.sub(r"[^a-z0-9]+", "-", title_of(req).lower()).strip("-") or "report"
+    return f"home/reports/{slug}-{report_id[:8]}.{ext}"
+
+
+def title_of(req: ExportRequest) -> str:
+    return str(req.config.get("title") or "Findings report")
 
 
 def render(account: str, risks: list[dict[str, Any]], req: ExportRequest, now: str) -> tuple[bytes, str]:
     """(content, extension) of the report (pure)."""
-    rows = [{"key": r["key"], "name": r.get("name") or r["key"].split("#")[-1], "status": r.get("status", ""),
-             "dns": r.get("dns") or r["key"].split("#")[2]} for r in risks]
-    md = _env.from_string(TEMPLATE).render(config=req.config, generated=now, account=account,
-                                           statuses=req.status_filter, risks=rows).encode()
-    js = json.dumps({"account": account, "generated": now, "risks": rows}, indent=2).encode()
+    md = markdown(title_of(req), str(req.config.get("client_name") or ""), risks).encode()
+    js = json.dumps(risks, default=str, indent=2).encode()
     if req.export_format == "md":
         return md, "md"
     if req.export_format == "json":

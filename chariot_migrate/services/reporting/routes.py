@@ -15,15 +15,30 @@ from chariot_migrate.model.keys import file_key
 from chariot_migrate.model.status import job_status
 
 from ..capabilities.tables import GLOBAL_USERNAME, SearchError, search_my
-from ..common import adopt, bad_request, chariot_caller, json_body, not_found, param, param_flag, parse_model
+from ..common import (
+    FLAG,
+    GLOBAL_PARAM,
+    MY_QUERY,
+    adopt,
+    bad_request,
+    chariot_caller,
+    json_body,
+    not_found,
+    openapi_doc,
+    param,
+    param_flag,
+    parse_model,
+    query_param,
+)
 from ..common import replay_values as replay_of
 from ..kit import Caller
 from . import export, readmodel
-from .blobs import check_name
+from .blobs import BlobMissing, check_name
 from .store import ENTITIES_TABLE, EXPORTS_TABLE, FILES_TABLE, table_for_key
 
 router = APIRouter()
 log = logging.getLogger("chariot.reporting")
+FILE_NAME = query_param("name", "the file name (path)", required=True)
 
 
 def _t(request: Request, name: str):
@@ -38,7 +53,9 @@ def _partition(request: Request, who: Caller) -> str:
     return GLOBAL_USERNAME if param_flag(request, "global") else who.account
 
 
-@router.get("/my/count")
+@router.get("/my/count", openapi_extra=openapi_doc(query=[
+    query_param("key", "a key prefix (default '#') or field:value"), query_param("label", "entity kind"),
+    query_param("exact", "match the value exactly", schema=FLAG), GLOBAL_PARAM]))
 @router.get("/my/{count}", include_in_schema=False)
 async def my_count(request: Request, who: Caller = Depends(chariot_caller)) -> dict[str, Any]:
     # The CLI's `search -c` sends whatever term it was given: a key prefix or field:value.
@@ -63,7 +80,7 @@ async def _indexed(request: Request, username: str, prefix: str) -> list[dict[st
     return items
 
 
-@router.get("/my")
+@router.get("/my", openapi_extra=openapi_doc(query=MY_QUERY))
 async def search(request: Request, who: Caller = Depends(chariot_caller)) -> dict[str, Any]:
     params = {k: request.query_params.getlist(k)[-1] for k in request.query_params}
     table = _t(request, table_for_key(params.get("key") or ""))
@@ -84,7 +101,7 @@ async def _record(request: Request, account: str, name: str, now: str, size: int
     return await _t(request, FILES_TABLE).aput(item)
 
 
-@router.put("/file")
+@router.put("/file", openapi_extra=openapi_doc(query=[FILE_NAME]))
 async def put_file(request: Request, who: Caller = Depends(chariot_caller)) -> dict[str, Any]:
     name = check_name(param(request, "name"))
     # Like the real API records the file on the S3 event, legacy records it when the upload is granted.
@@ -93,7 +110,7 @@ async def put_file(request: Request, who: Caller = Depends(chariot_caller)) -> d
     return {"url": url}
 
 
-@router.get("/file")
+@router.get("/file", openapi_extra=openapi_doc(query=[FILE_NAME, GLOBAL_PARAM]))
 async def get_file(request: Request, who: Caller = Depends(chariot_caller)) -> dict[str, Any]:
     name = check_name(param(request, "name"))
     owner = _partition(request, who)
@@ -102,7 +119,7 @@ async def get_file(request: Request, who: Caller = Depends(chariot_caller)) -> d
     return {"url": await to_thread.run_sync(lambda: request.app.state.blobs.presign("GET", owner, name))}
 
 
-@router.delete("/file")
+@router.delete("/file", openapi_extra=openapi_doc(query=[FILE_NAME]))
 async def delete_file(request: Request, who: Caller = Depends(chariot_caller)) -> dict[str, Any]:
     name = check_name(param(request, "name"))
     row = await _t(request, FILES_TABLE).aget(who.account, file_key(name))
@@ -113,7 +130,8 @@ async def delete_file(request: Request, who: Caller = Depends(chariot_caller)) -
     return row
 
 
-@router.put("/encrypted-file")
+@router.put("/encrypted-file", openapi_extra=openapi_doc(
+    {"type": "string", "format": "binary"}, query=[FILE_NAME], media_type="application/octet-stream"))
 async def put_encrypted(request: Request, who: Caller = Depends(chariot_caller)) -> dict[str, Any]:
     name = check_name(param(request, "name"))
     data = await request.body()
@@ -121,19 +139,22 @@ async def put_encrypted(request: Request, who: Caller = Depends(chariot_caller))
     return await _record(request, who.account, name, _now(request), len(data))
 
 
-@router.get("/encrypted-file")
+@router.get("/encrypted-file", openapi_extra=openapi_doc(query=[FILE_NAME]))
 async def get_encrypted(request: Request, who: Caller = Depends(chariot_caller)) -> Response:
     name = check_name(param(request, "name"))
     if not await _t(request, FILES_TABLE).aget(who.account, file_key(name)):
         raise not_found(f"file {name} not found")
-    data = await to_thread.run_sync(lambda: request.app.state.blobs.read(who.account, name))
+    try:
+        data = await to_thread.run_sync(lambda: request.app.state.blobs.read(who.account, name))
+    except BlobMissing:
+        raise not_found(f"file {name} has no content yet: upload it to the URL PUT /file returned") from None
     return Response(data, media_type="application/octet-stream")
 
 
 # ---- export ---------------------------------------------------------------------------------------
 
 
-@router.post("/export/report")
+@router.post("/export/report", openapi_extra=openapi_doc(export.ExportRequest))
 async def export_report(request: Request, who: Caller = Depends(chariot_caller)) -> dict[str, Any]:
     body = await json_body(request)
     req = parse_model(export.ExportRequest, body)
@@ -153,7 +174,7 @@ async def _run_export(app: Any, account: str, job: dict[str, Any], req: export.E
     try:
         risks = await app.state.tables[ENTITIES_TABLE].aquery_all(account, "#risk#")
         content, ext = export.render(account, export.select(risks, req), req, now)
-        name = f"exports/report-{job['key'].split('#')[3]}.{ext}"
+        name = export.output_name(req, job["key"].split("#")[3], ext)
         await to_thread.run_sync(lambda: app.state.blobs.write(account, name, content))
         await app.state.tables[FILES_TABLE].aput(export.file_row(account, name, len(content), now))
         done = app.state.clock()

@@ -9,15 +9,17 @@ from anyio import to_thread
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
+from chariot_migrate.model import requests as rq
 from chariot_migrate.services.asset_discovery import graph_search
 from chariot_migrate.services.asset_discovery.contract import ApiError, WriteContext
 from chariot_migrate.services.asset_discovery.graph_routes import (
+    GRAPH_QUERY_DOC,
     read_partition,
     respond,
     run_blocking,
     run_write,
 )
-from chariot_migrate.services.common import authenticated, json_body, param, param_flag
+from chariot_migrate.services.common import authenticated, json_body, openapi_doc, param, param_flag
 from chariot_migrate.services.kit import AuthError
 
 router = APIRouter()
@@ -27,19 +29,19 @@ def _service(request: Request) -> Any:
     return request.app.state.risk_assessment
 
 
-@router.put("/risk")
+@router.put("/risk", openapi_extra=openapi_doc([rq.RiskAdd, rq.RiskUpdate]))
 async def put_risk(request: Request) -> JSONResponse:
     service = _service(request)
     return await run_write(request, lambda ctx, body: service.ops(ctx).put_risk(body))
 
 
-@router.delete("/risk")
+@router.delete("/risk", openapi_extra=openapi_doc(rq.RiskDelete))
 async def delete_risk(request: Request) -> JSONResponse:
     service = _service(request)
     return await run_write(request, lambda ctx, body: service.ops(ctx).delete_risk(body))
 
 
-@router.post("/bulk/risk")
+@router.post("/bulk/risk", openapi_extra=openapi_doc(rq.BulkBody))
 async def bulk_risk(request: Request) -> JSONResponse:
     service = _service(request)
 
@@ -49,7 +51,7 @@ async def bulk_risk(request: Request) -> JSONResponse:
     return await run_write(request, run)
 
 
-@router.post("/my")
+@router.post("/my", openapi_extra=GRAPH_QUERY_DOC)
 async def post_my(request: Request) -> JSONResponse:
     username = await read_partition(request)
     body = await json_body(request)
