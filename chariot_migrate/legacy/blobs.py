@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from chariot_migrate.model.files import file_name_problem, object_key
 from chariot_migrate.model.keys import file_key
 
 from . import aws, store
@@ -13,15 +14,10 @@ PRESIGN_SECONDS = 3600
 
 
 def check_name(name: str | None) -> str:
-    if not name:
-        raise bad_request("query parameter 'name' is required (the file path, e.g. home/report.pdf)")
-    if name.startswith("/") or ".." in name.split("/") or "\x00" in name or len(name) > 1024:
-        raise bad_request(f"invalid file name {name!r}: use a relative path without '..'")
-    return name
-
-
-def object_key(username: str, name: str) -> str:
-    return f"{username}/{name}"
+    problem = file_name_problem(name)
+    if problem:
+        raise bad_request(problem)
+    return name  # type: ignore[return-value]
 
 
 def record(username: str, name: str, now: str, size: int | None = None) -> dict[str, Any]:
@@ -39,8 +35,13 @@ def write(username: str, name: str, data: bytes, now: str, content_type: str = "
     return record(username, name, now, len(data))
 
 
-def read(username: str, name: str) -> bytes:
-    return aws.s3().get_object(Bucket=aws.bucket_name(), Key=object_key(username, name))["Body"].read()
+def read(username: str, name: str) -> bytes | None:
+    """The file's bytes, or None when its row exists but nothing was uploaded yet."""
+    s3 = aws.s3()
+    try:
+        return s3.get_object(Bucket=aws.bucket_name(), Key=object_key(username, name))["Body"].read()
+    except s3.exceptions.NoSuchKey:
+        return None
 
 
 def presign(method: str, username: str, name: str) -> str:

@@ -52,6 +52,8 @@ def get_encrypted(req: Request, caller: Caller) -> Any:
     if not store.get(caller.username, file_key(name)):
         raise not_found(f"file {name} not found")
     data = blobs.read(caller.username, name)
+    if data is None:
+        raise not_found(f"file {name} has no content yet: upload it to the URL PUT /file returned")
     return {"statusCode": 200, "headers": {"Content-Type": "application/octet-stream"},
             "body": base64.b64encode(data).decode(), "isBase64Encoded": True}
 

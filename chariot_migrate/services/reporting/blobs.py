@@ -12,28 +12,21 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
+from ...model.files import file_name_problem, object_key
 from ..common import bad_request
 
 PRESIGN_SECONDS = 3600
 
 
 def check_name(name: str | None) -> str:
-    if not name:
-        raise bad_request("query parameter 'name' is required (the file path, e.g. home/report.pdf)")
-    if name.startswith("/") or ".." in name.split("/") or "\x00" in name or len(name) > 1024:
-        raise bad_request(f"invalid file name {name!r}: use a relative path without '..'")
-    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in name):
-        # S3 keys with control characters break URLs and XML listings (moto and S3 tools fail on them).
-        raise bad_request(f"invalid file name {name!r}: control characters are not allowed")
-    return name
+    problem = file_name_problem(name)
+    if problem:
+        raise bad_request(problem)
+    return name  # type: ignore[return-value]
 
 
 class BlobMissing(LookupError):
     """The file row exists but its object does not (a presigned upload never happened)."""
-
-
-def object_key(username: str, name: str) -> str:
-    return f"{username}/{name}"
 
 
 class Blobs:

@@ -104,3 +104,13 @@ def test_malformed_events_never_crash(stack: Stack):
     ev = v1_event("POST", "/my", body="eyJub2RlIjogMX0=", headers={"Authorization": f"Bearer {stack.token()}"})
     ev["isBase64Encoded"] = True  # {"node": 1}
     assert search.handler(ev, None)["statusCode"] == 400
+
+
+def test_bad_file_names_and_missing_uploads_are_4xx_not_crashes(stack: Stack):
+    # Control characters break S3 keys: refused before any S3 call.
+    st, body = stack.call(file.handler, "DELETE", "/file", {}, query={"name": "home/a\nb.txt"})
+    assert st == 400 and "control characters" in body["message"]
+    # A row handed out by PUT /file whose upload never happened: 404 with what to do, not a 500.
+    assert stack.call(file.handler, "PUT", "/file", query={"name": "home/never.bin"})[0] == 200
+    st, body = stack.call(file.handler, "GET", "/encrypted-file", query={"name": "home/never.bin"})
+    assert st == 404 and "no content yet" in body["message"]
