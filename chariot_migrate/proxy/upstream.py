@@ -50,14 +50,26 @@ class HttpTransport:
         session = self._get_session()
         ct = self._timeouts.get(timeout)
         if ct is None:
+            # No sock_read timer: aiohttp would re-arm it on every read. One asyncio timeout
+            # covers the request and a small body; streamed bodies get a timeout per chunk.
             ct = self._timeouts[timeout] = aiohttp.ClientTimeout(
-                total=None, sock_connect=min(self._connect_timeout, timeout), sock_read=timeout)
+                total=None, sock_connect=min(self._connect_timeout, timeout))
         try:
-            async with asyncio.timeout(timeout):
+            async with asyncio.timeout(timeout) as deadline:
                 resp = await session.request(
                     request.method, url, headers=request.headers, data=request.body or None,
                     allow_redirects=False, timeout=ct,
                 )
+                length = resp.content_length
+                if length is not None and length <= SMALL_BODY:
+                    # Most API answers are small: read them whole and send them in one piece —
+                    # far cheaper than an async generator and a send per chunk (see bench/).
+                    try:
+                        body = await resp.read()
+                    finally:
+                        resp.release()
+                    return HttpResponse(status=resp.status, headers=_headers(resp), body=body)
+                deadline.reschedule(None)
         except TimeoutError:
             raise UpstreamError("timeout", f"no response within {timeout:g}s from {base}") from None
         except aiohttp.ClientConnectorError as e:
@@ -66,30 +78,24 @@ class HttpTransport:
             raise UpstreamError("connect", f"connection to {base} reset: {e}") from None
         except aiohttp.ClientError as e:
             raise UpstreamError("protocol", f"bad response from {base}: {e}") from None
-        headers = [(k.decode("latin-1").lower(), v.decode("latin-1")) for k, v in resp.raw_headers]
-        length = resp.content_length
-        if length is not None and length <= SMALL_BODY:
-            # Most API answers are small: read them whole and send them in one piece — far
-            # cheaper than an async generator and a send per chunk (measured in bench/).
-            try:
-                body = await resp.read()
-            except TimeoutError:
-                raise UpstreamError("timeout", f"{base} stopped sending the body") from None
-            except aiohttp.ClientError as e:
-                raise UpstreamError("protocol", f"{base} broke off the body: {e}") from None
-            finally:
-                resp.release()
-            return HttpResponse(status=resp.status, headers=headers, body=body)
-        return HttpResponse(status=resp.status, headers=headers, stream=_stream(resp, base))
+        return HttpResponse(status=resp.status, headers=_headers(resp), stream=_stream(resp, base, timeout))
 
     async def aclose(self) -> None:
         if self._session is not None:
             await self._session.close()
 
 
-async def _stream(resp: aiohttp.ClientResponse, base: str) -> AsyncIterator[bytes]:
+def _headers(resp: aiohttp.ClientResponse) -> list[tuple[str, str]]:
+    return [(k.decode("latin-1").lower(), v.decode("latin-1")) for k, v in resp.raw_headers]
+
+
+async def _stream(resp: aiohttp.ClientResponse, base: str, timeout: float) -> AsyncIterator[bytes]:
     try:
-        async for chunk in resp.content.iter_chunked(CHUNK):
+        while True:
+            async with asyncio.timeout(timeout):  # a stalled upstream, not a slow client
+                chunk = await resp.content.read(CHUNK)
+            if not chunk:
+                break
             yield chunk
     except TimeoutError:
         raise UpstreamError("timeout", f"{base} stopped sending the body") from None

@@ -39,6 +39,8 @@ class StackMode:
     name: str
     services: bool = False
     commands: tuple[tuple[str, ...], ...] = ()
+    free_ports: bool = True  # `up --free-ports`: several stacks can run on one machine
+    env: tuple[tuple[str, str], ...] = ()  # extra environment for `up` (and so for the services)
 
 
 @dataclass
@@ -49,6 +51,7 @@ class Stack:
     state_url: str
     env: dict[str, str]  # PRAETORIAN_CLI_* from demo.env
     log: Path
+    process_env: dict[str, str] = field(default_factory=dict)  # what `up` (and its children) got
 
     @property
     def api(self) -> str:
@@ -57,6 +60,17 @@ class Stack:
     @property
     def moto(self) -> str:
         return str(self.info["moto"])
+
+    @property
+    def workdir(self) -> Path:
+        """The cwd of `up` and of every process it starts: relative stores live here."""
+        return self.state_dir.parent
+
+    @property
+    def routes(self) -> Path:
+        """The routes file the proxy reads (the `--free-ports` copy when there is one)."""
+        effective = self.state_dir / "routes.effective.yaml"
+        return effective if effective.exists() else ROUTES
 
     def log_tail(self, n: int = 40) -> str:
         try:
@@ -89,16 +103,20 @@ def _read_env_file(path: Path) -> dict[str, str]:
     return env
 
 
-def start_stack(workdir: Path, mode: StackMode, timeout: float = 90) -> Stack:
+def start_stack(workdir: Path, mode: StackMode, timeout: float = 90, routes: Path = ROUTES) -> Stack:
+    """`routes`: a test-local copy of routes.yaml (e.g. short plan windows) instead of the repo's."""
     state_dir = workdir / "state"
     state_url = f"sqlite:///{state_dir}/state.db"
     state_dir.mkdir(parents=True, exist_ok=True)
-    args = [str(CHARIOT_MIGRATE), "up", "--routes", str(ROUTES), "--state", state_url, "--port", "0",
+    args = [str(CHARIOT_MIGRATE), "up", "--routes", str(routes), "--state", state_url, "--port", "0",
             "--admin-port", "0", "--state-dir", str(state_dir)]
     if not mode.services:
         args.append("--no-services")
+    if mode.free_ports:
+        args.append("--free-ports")
     log = workdir / "up.log"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PRAETORIAN_CLI_", "AWS_", "CHARIOT_"))}
+    env.update(dict(mode.env))
     with open(log, "w") as err:
         proc = subprocess.Popen(args, cwd=workdir, env=env, stdout=subprocess.PIPE, stderr=err, text=True,
                                 start_new_session=True)
@@ -123,15 +141,18 @@ def start_stack(workdir: Path, mode: StackMode, timeout: float = 90) -> Stack:
     deadline = time.time() + timeout
     while not ready and time.time() < deadline and proc.poll() is None:
         time.sleep(0.1)
-    stack = Stack(proc, dict(ready), state_dir, state_url, {}, log)
+    stack = Stack(proc, dict(ready), state_dir, state_url, {}, log, env)
     if not ready:
         stack.stop()
         raise RuntimeError(f"chariot-migrate up did not become ready (rc={proc.poll()}):\n"
                            + "".join(lines[-20:]) + stack.log_tail())
     stack.env = _read_env_file(Path(ready["env_file"]))
+    # Commands such as `data backfill` reach this stack's moto like the services do.
+    command_env = {**env, "AWS_ENDPOINT_URL": stack.moto, "CHARIOT_MIGRATE_LEGACY_ENDPOINT_URL": stack.moto,
+                   "AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": "local", "AWS_DEFAULT_REGION": "us-east-1"}
     for command in mode.commands:
-        out = subprocess.run([str(CHARIOT_MIGRATE), *command, "--routes", str(ROUTES), "--state", state_url],
-                             cwd=workdir, env=env, capture_output=True, text=True, timeout=60)
+        out = subprocess.run([str(CHARIOT_MIGRATE), *command, "--routes", str(stack.routes), "--state", state_url],
+                             cwd=workdir, env=command_env, capture_output=True, text=True, timeout=60)
         if out.returncode != 0:
             stack.stop()
             raise RuntimeError(f"chariot-migrate {' '.join(command)} failed: {out.stdout}{out.stderr}")

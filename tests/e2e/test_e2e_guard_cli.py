@@ -21,9 +21,14 @@ pytestmark = [pytest.mark.e2e, pytest.mark.integration]
 
 DEMO = "demo@example.com"
 
-# A second mode (the new services at 100 %) plugs in here, e.g.
-# StackMode("services", services=True, commands=(("shift", "account", "100", "--force"), …)).
-MODES = [StackMode("legacy")]
+SERVICES = ("account", "asset-discovery", "risk-assessment", "capabilities", "integration-hub", "notification",
+            "reporting", "configuration")
+# The same suite, unchanged, with all eight new services at 100 % (the client must not notice).
+# A run-unique TABLE_PREFIX keeps this stack's event streams apart from other stacks on this Redis.
+SERVICES_100 = StackMode("services-100", services=True,
+                         commands=tuple(("shift", s, "100", "--force", "--reason", "e2e") for s in SERVICES),
+                         env=(("TABLE_PREFIX", f"e2e{uuid.uuid4().hex[:8]}-"),))
+MODES = [StackMode("legacy"), SERVICES_100]
 
 
 def uid() -> str:

@@ -180,7 +180,7 @@ class AssetOps:
         if not self.get_any(m.key):
             raise not_found(f"source entity {m.key} not found")
         ctx = self.ctx
-        key = ctx.adopt(body, "key", keys.attribute_key(m.name, m.value, m.key))
+        key = keys.attribute_key(m.name, m.value, m.key)  # derived: the body's "key" is the source entity
         now = ctx.stamp(body)
         existing = self.store.attributes.get(ctx.username, key)
         item = dict(existing) if existing else domain.new_attribute(
