@@ -92,6 +92,7 @@ class WriteContext:
     now: str = ""
     events: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
     primary: dict[str, Any] = field(default_factory=dict)  # a replay's primary answer (generated values)
+    internal: bool = False  # a peer service (service token): may set provenance fields (source, origin)
 
     def adopt(self, body: dict[str, Any] | None, name: str, default: Any) -> Any:
         if self.replay:

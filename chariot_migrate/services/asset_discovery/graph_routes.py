@@ -46,7 +46,7 @@ async def write_context(request: Request) -> WriteContext:
     """Authenticate like legacy ``@secured`` (readonly may not write), then describe the write."""
     who = await chariot_caller(request)
     if not is_replay(request):
-        return WriteContext(who.principal, who.account, who.role, False, now_iso())
+        return WriteContext(who.principal, who.account, who.role, False, now_iso(), internal=who.internal)
     # A replay records the primary's author and adopts its generated values, so both stores agree.
     primary = primary_values(request)
     return WriteContext(replay_author(primary) or who.principal, who.account, who.role, True, now_iso(),

@@ -86,8 +86,14 @@ class AssetOps:
 
     def add_asset(self, body: dict[str, Any]) -> dict[str, Any]:
         m = AssetAdd.model_validate(body)
+        # Provenance (who found it) is set by peer services only, e.g. integration-hub's inbound
+        # webhook (source "provided", origin "webhook") — as legacy's hook function does.
+        provenance: dict[str, Any] = {}
+        if self.ctx.internal:
+            provenance = {k: str(body[k]) for k in ("source", "origin", "capability") if body.get(k)}
         return self.upsert_asset(m.group, m.identifier, status=m.status, surface=m.attack_surface, kind=m.type,
-                                 body=body, extra={"resourceType": m.resource_type} if m.resource_type else None)
+                                 body=body, extra={"resourceType": m.resource_type} if m.resource_type else None,
+                                 **provenance)
 
     def put_asset(self, body: dict[str, Any]) -> Any:
         if not domain.is_asset_update(body):

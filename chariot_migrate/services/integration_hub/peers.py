@@ -84,7 +84,8 @@ class HttpHookPeers:
         return bool(resp.json().get("valid"))
 
     async def put_asset(self, account: str, dns: str, name: str) -> dict[str, Any]:
-        out = await self._put(self.assets, "/asset", account, {"group": dns, "identifier": name, "status": "A"})
+        out = await self._put(self.assets, "/asset", account, {"group": dns, "identifier": name, "status": "A",
+                                                               "source": "provided", "origin": "webhook"})
         return out[0] if isinstance(out, list) else out
 
     async def put_attribute(self, account: str, source: str, name: str, value: str) -> dict[str, Any]:
