@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 from collections import defaultdict
@@ -387,8 +388,15 @@ MANGUM_CASES = [
 @pytest.mark.parametrize("req", MANGUM_CASES, ids=lambda r: f"{r.method} {r.path}")
 def test_mangum_round_trip_equals_direct_asgi(req: HttpRequest, fmt: str) -> None:
     event = build_v1_event(req, stage="") if fmt == "v1" else build_v2_event(req, stage="")
-    # Mangum runs its own event loop, hence a sync test.
-    result = json.loads(json.dumps(mangum_handler(event, _Ctx())))  # through the Invoke JSON boundary
+    # Mangum runs its own event loop, hence a sync test. It uses asyncio.get_event_loop(), which
+    # refuses once an earlier test's asyncio.run() cleared the loop: give it a fresh one.
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    try:
+        result = json.loads(json.dumps(mangum_handler(event, _Ctx())))  # through the Invoke JSON boundary
+    finally:
+        asyncio.set_event_loop(None)
+        loop.close()
     via_lambda = response_from_result(result, fmt)  # type: ignore[arg-type]
     direct = _direct(req)
 
