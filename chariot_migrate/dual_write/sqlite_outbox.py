@@ -72,10 +72,15 @@ class SQLiteOutbox:
             # Request and response bodies are customer data: owner-only from the first byte.
             os.close(os.open(self.path, os.O_CREAT | os.O_WRONLY, 0o600))
         self._max_batch = max_batch
-        self._append_exec = ThreadPoolExecutor(1, thread_name_prefix="outbox-append")
-        self._ops_exec = ThreadPoolExecutor(1, thread_name_prefix="outbox-ops")
+        # All writes of this process (appends, claims, acks) run on ONE thread: two writer threads
+        # made SQLite's busy handler sleep in a convoy (appends waited seconds under load). Reads
+        # (pending_for on the hot path, status) get their own thread: WAL readers never wait.
+        self._append_exec = ThreadPoolExecutor(1, thread_name_prefix="outbox-write")
+        self._ops_exec = self._append_exec
+        self._read_exec = ThreadPoolExecutor(1, thread_name_prefix="outbox-read")
         self._append_db = self._append_exec.submit(self._connect, "FULL").result()
         self._ops_db = self._ops_exec.submit(self._connect, "NORMAL").result()
+        self._read_db = self._read_exec.submit(self._connect, "NORMAL").result()
         self._queue: list[tuple[ReplayRecord, asyncio.Future[ReplayRecord]]] = []
         self._flusher: asyncio.Task[None] | None = None
         self._closed = False
@@ -90,6 +95,9 @@ class SQLiteOutbox:
 
     async def _ops(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._ops_exec, fn, self._ops_db)
+
+    async def _read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._read_exec, fn, self._read_db)
 
     # --- append (group commit) -------------------------------------------------------------
 
@@ -242,7 +250,7 @@ class SQLiteOutbox:
                 (service, account, target),
             ).fetchone()[0]
 
-        return await self._ops(run)
+        return await self._read(run)
 
     async def dead_letters(self, service: str | None = None, limit: int = 100) -> list[ReplayRecord]:
         def run(db: sqlite3.Connection) -> list[ReplayRecord]:
@@ -285,5 +293,6 @@ class SQLiteOutbox:
         loop = asyncio.get_running_loop()
         await loop.run_in_executor(self._append_exec, self._append_db.close)
         await loop.run_in_executor(self._ops_exec, self._ops_db.close)
+        await loop.run_in_executor(self._read_exec, self._read_db.close)
         self._append_exec.shutdown(wait=True)
-        self._ops_exec.shutdown(wait=True)
+        self._read_exec.shutdown(wait=True)
