@@ -165,7 +165,9 @@ def upsert_attribute(caller: Caller, source_key: str, name: str, value: str, *, 
                      body: dict[str, Any] | None = None, require_source: bool = True) -> dict[str, Any]:
     if require_source and not store.get(caller.username, source_key):
         raise not_found(f"source entity {source_key} not found")
-    key = caller.adopt(body, "key", keys.attribute_key(name, value, source_key))
+    # Derived, never adopted: in the body "key" names the source entity (a replay once stored the
+    # attribute over the source asset's row).
+    key = keys.attribute_key(name, value, source_key)
     now = caller.stamp(body)
     existing = store.get(caller.username, key)
     item = dict(existing) if existing else {

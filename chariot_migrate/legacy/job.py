@@ -1,21 +1,25 @@
-"""``POST /job`` (queue capability jobs and start the worker asynchronously) and
-``GET /capabilities`` (the built-in registry)."""
+"""``POST /job`` (queue capability jobs and start the worker asynchronously),
+``GET /capabilities`` (the built-in registry) and capability schedules
+(``POST /capability/schedule``, ``PUT|DELETE /capability/schedule/{scheduleId}``,
+``PATCH /capability/schedule/{scheduleId}/{action}``; rows ``#capability_schedule#{id}``).
+The schedule rules live in :mod:`chariot_migrate.model.schedules`, shared with the capabilities service."""
 
 from __future__ import annotations
 
 import json
 import logging
 import os
+import uuid
 from typing import Any
 
 from chariot_migrate.model import capabilities as caps
-from chariot_migrate.model import keys
+from chariot_migrate.model import keys, schedules
 from chariot_migrate.model.requests import JobAdd
 from chariot_migrate.model.status import job_code, job_status
 
 from . import aws, store
 from .auth import Caller, secured
-from .http import Request, bad_request, dispatch, not_found
+from .http import ApiError, Request, bad_request, dispatch, not_found
 
 log = logging.getLogger("chariot.legacy.job")
 ACTIVE = {"JQ", "JR", "JQA", "JRA"}
@@ -84,7 +88,61 @@ def capabilities(req: Request, caller: Caller) -> Any:
     return caps.capability_list(req.param("name") or "", req.param("target") or "", req.param("executor") or "")
 
 
-ROUTES = {("POST", "/job"): add, ("POST", "/job/"): add, ("GET", "/capabilities"): capabilities}
+# -- schedules (same order of checks, statuses and messages as the capabilities service) ----------
+
+
+def _schedule(req: Request, caller: Caller) -> dict[str, Any]:
+    schedule_id = req.path_params.get("scheduleId", "")
+    problem = schedules.id_problem(schedule_id)
+    if problem:
+        raise bad_request(problem)
+    item = store.get(caller.username, schedules.schedule_key(schedule_id))
+    if not item:
+        raise not_found(schedules.not_found_message(schedule_id))
+    return item
+
+
+def create_schedule(req: Request, caller: Caller) -> Any:
+    body = req.body_dict()
+    m = req.model(schedules.ScheduleCreate, body)
+    if not store.get(caller.username, m.target_key):
+        raise not_found(f"target {m.target_key} not found")
+    now = caller.adopt(body, "createdAt", caller.now)
+    item = schedules.build(m, caller.username, str(caller.adopt(body, "scheduleId", str(uuid.uuid4()))), now)
+    return store.put(item)
+
+
+def update_schedule(req: Request, caller: Caller) -> Any:
+    body = req.body_dict()
+    m = req.model(schedules.ScheduleUpdate, body)
+    item = _schedule(req, caller)
+    return store.put(schedules.apply_update(item, m, caller.stamp(body, "updatedAt")))
+
+
+def delete_schedule(req: Request, caller: Caller) -> Any:
+    item = _schedule(req, caller)
+    store.delete(caller.username, item["key"])
+    return item
+
+
+def pause_resume(req: Request, caller: Caller) -> Any:
+    problem = schedules.action_problem(req.path_params.get("action", ""))
+    if problem:
+        raise bad_request(problem)
+    body = req.body_dict({})
+    item = _schedule(req, caller)
+    try:
+        changed = schedules.transition(item, req.path_params["action"], caller.stamp(body, "updatedAt"))
+    except ValueError as e:
+        raise ApiError(409, str(e)) from None
+    return store.put(changed)
+
+
+ROUTES = {("POST", "/job"): add, ("POST", "/job/"): add, ("GET", "/capabilities"): capabilities,
+          ("POST", "/capability/schedule"): create_schedule,
+          ("PUT", "/capability/schedule/{scheduleId}"): update_schedule,
+          ("DELETE", "/capability/schedule/{scheduleId}"): delete_schedule,
+          ("PATCH", "/capability/schedule/{scheduleId}/{action}"): pause_resume}
 
 
 @secured

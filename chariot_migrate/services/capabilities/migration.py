@@ -1,5 +1,6 @@
 """Backfill/verify/repair mapping: legacy ``#job#`` and ``#capability_schedule#`` rows ↔ the
-capabilities tables (same item shape and key attributes, so the mapping is the table choice)."""
+capabilities tables (same item shape and key attributes, so the mapping is the table choice).
+Report jobs (``#job#<id>#system#report``) belong to reporting (its exports table), not here."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import os
 from typing import Any
 
 from chariot_migrate.dual_write.migration import TableSpec
+from chariot_migrate.model import report
 
 from .store import JOB_PREFIX, JOBS_TABLE, SCHEDULE_PREFIX, SCHEDULES_TABLE
 
@@ -26,7 +28,7 @@ class CapabilitiesMigration:
 
     def to_new(self, item: Item) -> tuple[str, Item] | None:
         key = str(item.get("key", ""))
-        if key.startswith(JOB_PREFIX):
+        if key.startswith(JOB_PREFIX) and not report.is_job_key(key):
             return self.jobs_table, dict(item)
         if key.startswith(SCHEDULE_PREFIX):
             return self.schedules_table, dict(item)

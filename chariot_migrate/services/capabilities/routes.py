@@ -9,6 +9,7 @@ from anyio import to_thread
 from fastapi import APIRouter, Depends, Request
 
 from chariot_migrate.model import capabilities as caps
+from chariot_migrate.model import schedules
 from chariot_migrate.model.clock import now_iso
 from chariot_migrate.model.requests import JobAdd
 
@@ -27,9 +28,8 @@ from ..common import (
     replay_values,
 )
 from ..kit import Caller
-from . import schedules
 from .service import JobService
-from .store import SCHEDULE_PREFIX, SCHEDULES_TABLE, table_for_key
+from .store import SCHEDULES_TABLE, table_for_key
 from .tables import SearchError, search_my
 
 router = APIRouter()
@@ -72,11 +72,12 @@ async def search(request: Request, who: Caller = Depends(chariot_caller)) -> dic
 
 
 async def _schedule(request: Request, account: str, schedule_id: str) -> dict[str, Any]:
-    if "#" in schedule_id:
-        raise bad_request("scheduleId must not contain '#'")
-    item = await request.app.state.tables[SCHEDULES_TABLE].aget(account, SCHEDULE_PREFIX + schedule_id)
+    problem = schedules.id_problem(schedule_id)
+    if problem:
+        raise bad_request(problem)
+    item = await request.app.state.tables[SCHEDULES_TABLE].aget(account, schedules.schedule_key(schedule_id))
     if not item:
-        raise not_found(f"schedule {schedule_id} not found")
+        raise not_found(schedules.not_found_message(schedule_id))
     return item
 
 
@@ -111,8 +112,9 @@ async def delete_schedule(schedule_id: str, request: Request, who: Caller = Depe
               openapi_extra=openapi_doc({"type": "object"}, body_required=False))
 async def pause_resume(schedule_id: str, action: str, request: Request,
                        who: Caller = Depends(chariot_caller)) -> dict[str, Any]:
-    if action not in ("pause", "resume"):
-        raise bad_request(f"unknown schedule action {action!r} (want pause or resume)")
+    problem = schedules.action_problem(action)
+    if problem:
+        raise bad_request(problem)
     await json_body(request, {})
     item = await _schedule(request, who.account, schedule_id)
     try:

@@ -11,13 +11,13 @@ from typing import Any
 from anyio import to_thread
 
 from chariot_migrate.model import capabilities as caps
-from chariot_migrate.model import keys
+from chariot_migrate.model import keys, schedules
 from chariot_migrate.model.clock import now_iso
 from chariot_migrate.model.status import job_code
 
 from ..common import ApiError, adopt, bad_request, not_found
 from ..kit.repository import ConflictError, deserialize_item
-from . import jobs, schedules
+from . import jobs
 from .peers import PeersNotConfigured, TargetLookup
 from .runner import JobRunner
 from .tables import LegacyShapedTable

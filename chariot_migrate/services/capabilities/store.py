@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from chariot_migrate.model.schedules import PREFIX as SCHEDULE_PREFIX
+
 from .tables import GSI_FIELDS, legacy_table_spec
 
 JOBS_TABLE = "capabilities-jobs"
 SCHEDULES_TABLE = "capabilities-schedules"
 JOB_PREFIX = "#job#"
-SCHEDULE_PREFIX = "#capability_schedule#"
 SAGA_PARTITION_PREFIX = "#saga#"  # saga logs live in the jobs table under their own partition
 
 

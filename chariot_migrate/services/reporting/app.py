@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 
 from anyio import to_thread
@@ -43,7 +42,6 @@ def create_app(settings: ReportingSettings | None = None) -> FastAPI:
         app.state.blobs = Blobs(settings.files_bucket, endpoint_url=settings.aws_endpoint_url,
                                 region=settings.aws_region)
         app.state.readmodel = ReadModel(app.state.tables[ENTITIES_TABLE], app.state.tables[STATISTICS_TABLE])
-        app.state.export_tasks = set()
         processed = TableProcessedStore(app.state.repos[ENTITIES_TABLE].sync, group="reporting")
 
         async def apply(event: Event) -> None:
@@ -51,14 +49,9 @@ def create_app(settings: ReportingSettings | None = None) -> FastAPI:
 
         app.state.apply_event = idempotent(apply, processed)
 
-    async def shutdown(app: FastAPI) -> None:
-        tasks = list(getattr(app.state, "export_tasks", ()))
-        if tasks:
-            await asyncio.wait(tasks, timeout=10)
-
     async def on_event(event: Event, app: FastAPI) -> None:
         await app.state.apply_event(event)
 
     return create_chariot_app("reporting", routers=[router], tables=table_specs(), settings=settings,
                               subscriptions=[("reporting", list(CONSUMES), on_event)],
-                              on_startup=[startup], on_shutdown=[shutdown])
+                              on_startup=[startup])

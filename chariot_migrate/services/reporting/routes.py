@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import uuid
 from typing import Any
@@ -11,8 +10,8 @@ from typing import Any
 from anyio import to_thread
 from fastapi import APIRouter, Depends, Request, Response
 
+from chariot_migrate.model import report
 from chariot_migrate.model.keys import file_key
-from chariot_migrate.model.status import job_status
 
 from ..capabilities.tables import GLOBAL_USERNAME, SearchError, search_my
 from ..common import (
@@ -32,7 +31,7 @@ from ..common import (
 )
 from ..common import replay_values as replay_of
 from ..kit import Caller
-from . import export, readmodel
+from . import readmodel
 from .blobs import BlobMissing, check_name
 from .store import ENTITIES_TABLE, EXPORTS_TABLE, FILES_TABLE, table_for_key
 
@@ -154,34 +153,22 @@ async def get_encrypted(request: Request, who: Caller = Depends(chariot_caller))
 # ---- export ---------------------------------------------------------------------------------------
 
 
-@router.post("/export/report", openapi_extra=openapi_doc(export.ExportRequest))
+@router.post("/export/report", openapi_extra=openapi_doc(report.ReportBody))
 async def export_report(request: Request, who: Caller = Depends(chariot_caller)) -> dict[str, Any]:
+    """Like legacy (the reference the CLI was built against): the report is rendered and written
+    before the answer, and the job row ``#job#<id>#system#report`` is already passed."""
     body = await json_body(request)
-    req = parse_model(export.ExportRequest, body)
-    report_id = str(uuid.uuid4())
-    job = export.job_row(who.account, report_id, req, _now(request))
-    await _t(request, EXPORTS_TABLE).aput(job)
-    task = asyncio.create_task(_run_export(request.app, who.account, job, req))
-    request.app.state.export_tasks.add(task)
-    task.add_done_callback(request.app.state.export_tasks.discard)
-    return {"key": job["key"]}
-
-
-async def _run_export(app: Any, account: str, job: dict[str, Any], req: export.ExportRequest) -> None:
-    exports = app.state.tables[EXPORTS_TABLE]
-    now = app.state.clock()
-    job = await exports.aput(job | {"status": job_status("JR", now), "updated": now, "started": now})
-    try:
-        risks = await app.state.tables[ENTITIES_TABLE].aquery_all(account, "#risk#")
-        content, ext = export.render(account, export.select(risks, req), req, now)
-        name = export.output_name(req, job["key"].split("#")[3], ext)
-        await to_thread.run_sync(lambda: app.state.blobs.write(account, name, content))
-        await app.state.tables[FILES_TABLE].aput(export.file_row(account, name, len(content), now))
-        done = app.state.clock()
-        await exports.aput(job | {"status": job_status("JP", done), "updated": done, "finished": done,
-                                  "config": job["config"] | {"output": name}})
-    except Exception as e:  # a failed export is data (JF), not a crash
-        log.warning("export failed", extra={"job": job["key"], "error": type(e).__name__})
-        done = app.state.clock()
-        await exports.aput(job | {"status": job_status("JF", done), "updated": done, "finished": done,
-                                  "error": f"{type(e).__name__}: {e}"[:500]})
+    m = parse_model(report.ReportBody, body)
+    problem = report.status_filter_problem(m.status_filter)
+    if problem:
+        raise bad_request(problem)
+    now = _now(request)
+    rows = await _t(request, ENTITIES_TABLE).aquery_all(who.account, "#risk#")
+    risks = report.select_risks(rows, m.status_filter, m.risk_keys)
+    job_id = report.adopted_job_id(replay_of(request, body)) or str(uuid.uuid4())
+    path = report.output_path(m.config.title, job_id, m.export_format)
+    data, ctype = report.render(m, risks)
+    await to_thread.run_sync(lambda: request.app.state.blobs.write(who.account, path, data, ctype))
+    await _record(request, who.account, path, now, len(data))
+    job = await _t(request, EXPORTS_TABLE).aput(report.job_row(who.account, job_id, m, path, len(risks), now))
+    return report.answer(job)

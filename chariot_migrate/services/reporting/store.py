@@ -7,8 +7,9 @@ from ..capabilities.tables import GSI_FIELDS, legacy_table_spec
 FILES_TABLE = "reporting-files"  # #file#{path}, legacy shape
 STATISTICS_TABLE = "reporting-statistics"  # #statistic#my#status:{S}#{total|day}, legacy shape
 ENTITIES_TABLE = "reporting-entities"  # read model: {key, status, source, name} per entity
-EXPORTS_TABLE = "reporting-exports"  # export jobs #job#report#{id}#export
-EXPORT_JOB_PREFIX = "#job#report#"
+EXPORTS_TABLE = "reporting-exports"  # export jobs #job#{id}#system#report (legacy shape)
+# routes.yaml sends reporting only the export jobs' GET /my?key=#job#… terms: they read the exports table.
+EXPORT_JOB_PREFIX = "#job#"
 
 
 def table_specs() -> list:

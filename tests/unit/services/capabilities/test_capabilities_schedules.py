@@ -13,7 +13,7 @@ from hypothesis import strategies as st  # noqa: E402
 from svc_c_testkit import Stack, call_service  # noqa: E402
 
 from chariot_migrate.legacy import asset  # noqa: E402
-from chariot_migrate.services.capabilities import schedules  # noqa: E402
+from chariot_migrate.model import schedules  # noqa: E402
 from chariot_migrate.services.capabilities.app import CapabilitiesSettings, create_app  # noqa: E402
 from chariot_migrate.services.capabilities.migration import CapabilitiesMigration  # noqa: E402
 
@@ -126,5 +126,6 @@ def test_migration_mapping():
     assert m.to_new({"username": "u", "key": "#job#a#b#c"})[0] == "t-capabilities-jobs"
     assert m.to_new({"username": "u", "key": "#capability_schedule#1"})[0] == "t-capabilities-schedules"
     assert m.to_new({"username": "u", "key": "#asset#a#b"}) is None
+    assert m.to_new({"username": "u", "key": "#job#1234#system#report"}) is None  # reporting's export job
     assert m.to_legacy("t-capabilities-jobs", {"username": "u", "key": "#job#x", "version": 3}) == {
         "username": "u", "key": "#job#x"}

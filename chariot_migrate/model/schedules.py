@@ -1,4 +1,5 @@
-"""Capability schedules (pure rules): validation, next execution, due check, pause/resume.
+"""Capability schedules (pure rules shared by legacy's job function and the capabilities service):
+validation, next execution, due check, pause/resume, and the request checks both sides answer alike.
 
 Shape per the public record (reference §5.3): ``{scheduleId, key: #capability_schedule#<id>,
 capabilityName, clientId?, targetKey, config, weeklySchedule: {monday: {enabled, time: "HH:MM"},
@@ -13,10 +14,12 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from chariot_migrate.model import capabilities as caps
+from . import capabilities as caps
 
 DAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 FMT = "%Y-%m-%dT%H:%M:%SZ"
+PREFIX = "#capability_schedule#"
+ACTIONS = ("pause", "resume")
 
 
 class DaySlot(BaseModel):
@@ -136,7 +139,7 @@ def next_execution(weekly: dict[str, Any], after: datetime, start: datetime | No
 def build(body: ScheduleCreate, account: str, schedule_id: str, now: str) -> dict[str, Any]:
     week = {d: s.model_dump() for d, s in body.weekly_schedule.items()}
     item: dict[str, Any] = {
-        "username": account, "key": f"#capability_schedule#{schedule_id}", "scheduleId": schedule_id,
+        "username": account, "key": schedule_key(schedule_id), "scheduleId": schedule_id,
         "capabilityName": body.capability_name, "targetKey": body.target_key,
         "config": {str(k): str(v) for k, v in body.config.items()}, "weeklySchedule": week,
         "startDate": body.start_date, "status": "active", "lastExecution": "",
@@ -198,3 +201,21 @@ def is_due(item: dict[str, Any], now: datetime) -> bool:
 
 def after_run(item: dict[str, Any], now: datetime) -> dict[str, Any]:
     return with_next(dict(item) | {"lastExecution": fmt(now), "updatedAt": fmt(now)}, now)
+
+
+def schedule_key(schedule_id: str) -> str:
+    return PREFIX + schedule_id
+
+
+def id_problem(schedule_id: str) -> str | None:
+    """Why a ``{scheduleId}`` path parameter cannot name a schedule (400), else None."""
+    return "scheduleId must not contain '#'" if "#" in schedule_id else None
+
+
+def action_problem(action: str) -> str | None:
+    """Why a ``PATCH …/{action}`` is refused (400), else None."""
+    return None if action in ACTIONS else f"unknown schedule action {action!r} (want pause or resume)"
+
+
+def not_found_message(schedule_id: str) -> str:
+    return f"schedule {schedule_id} not found"

@@ -1,0 +1,95 @@
+"""The state store goes away mid-run (a private Redis is stopped, then restarted): the proxy keeps
+serving from its last known state, says so on /ready, and recovers by itself."""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import time
+
+import httpx
+import pytest
+
+from conftest import cli
+
+pytestmark = [pytest.mark.integration,
+              pytest.mark.skipif(shutil.which("redis-server") is None, reason="needs the redis-server binary")]
+
+ROUTES = """\
+version: 1
+bucket_by: [header:account]
+legacy: {{invoker: http, url: "{legacy}"}}
+services:
+  svc: {{phase: 1, url: "{new}"}}
+routes:
+  - {{path: /r, methods: [GET], service: svc}}
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_redis(port: int, tmp_path) -> subprocess.Popen:
+    p = subprocess.Popen(["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+                          "--appendonly", "no", "--dir", str(tmp_path)], stdout=subprocess.DEVNULL,
+                         stderr=subprocess.DEVNULL)
+    deadline = time.time() + 10
+    while time.time() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return p
+        except OSError:
+            time.sleep(0.05)
+    p.kill()
+    raise RuntimeError("redis-server did not start")
+
+
+def test_proxy_serves_through_a_state_store_outage_and_recovers(tmp_path, start_echo, start_proxy):
+    legacy, new = start_echo("legacy"), start_echo("new")
+    routes = tmp_path / "routes.yaml"
+    routes.write_text(ROUTES.format(legacy=legacy.url, new=new.url))
+    port = free_port()
+    url = f"redis://127.0.0.1:{port}/0"
+    redis = start_redis(port, tmp_path)
+    try:
+        proxy = start_proxy(routes, state=url)
+        admin = f"http://127.0.0.1:{proxy.info['admin_port']}"
+
+        def shift(pct: str) -> subprocess.CompletedProcess:
+            return subprocess.run(cli("shift", "svc", pct, "--routes", str(routes), "--state", url),
+                                  capture_output=True, text=True, timeout=30)
+
+        assert shift("100").returncode == 0
+        time.sleep(1.2)
+        side = lambda: httpx.get(proxy.url + "/r", headers={"account": "a@x.com"}, timeout=5)  # noqa: E731
+        assert side().headers["x-migrate-side"] == "new"
+
+        redis.kill()
+        redis.wait(5)
+        time.sleep(1.5)
+        # Still serving, from the last known state (100 % new), with no failed request.
+        results = [side() for _ in range(20)]
+        assert all(r.status_code == 200 and r.headers["x-migrate-side"] == "new" for r in results)
+        ready = httpx.get(admin + "/ready", timeout=5)
+        assert ready.status_code == 503 and "state store" in ready.text.lower()
+        bad = shift("0")
+        assert bad.returncode == 1 and "unavailable" in bad.stderr and "Traceback" not in bad.stderr
+
+        redis = start_redis(port, tmp_path)  # same port, empty: the store starts over
+        deadline = time.time() + 10
+        while httpx.get(admin + "/ready", timeout=5).status_code != 200:
+            assert time.time() < deadline, "the proxy did not notice the store came back"
+            time.sleep(0.3)
+        assert shift("0").returncode == 0  # changes work again and reach the proxy
+        deadline = time.time() + 5
+        while side().headers["x-migrate-side"] != "legacy":
+            assert time.time() < deadline
+            time.sleep(0.2)
+        assert any("state store unavailable" in line for line in proxy.stderr_lines)
+    finally:
+        redis.kill()
+        redis.wait(5)
