@@ -3,19 +3,23 @@
 Bearer JWT verified with the public signing key → principal; an ``account`` header is an
 assume-role, honoured only for collaborators of that account (their role applies) → the
 effective username partitions all data. The trusted replay identity (dual writes) may act for
-any account and, with ``X-Migrate-Replay: 1``, writes adopt ids/timestamps from the body.
+any account and, with ``X-Migrate-Replay: 1``, writes adopt ids/timestamps from the primary's
+answer (``X-Migrate-Primary-Result``) and the body.
 """
 
 from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from chariot_migrate.model import tokens
 from chariot_migrate.model.clock import now_iso
 from chariot_migrate.model.keys import account_key
+from chariot_migrate.model.replay import HEADER as REPLAY_HEADER
+from chariot_migrate.model.replay import author
+from chariot_migrate.model.replay import primary_entity as replay_entity
 
 from . import aws, signing, store
 from .http import ApiError, Request, api
@@ -30,11 +34,15 @@ class Caller:
     role: str  # admin | analyst | readonly
     replay: bool = False  # a dual-write replay from the trusted identity
     now: str = ""
+    primary: dict[str, Any] = field(default_factory=dict)  # a replay's primary answer (generated values)
 
-    def adopt(self, body: dict[str, Any] | None, field: str, default: Any) -> Any:
-        """Replays keep the primary's generated value (key, created, ids…); others mint theirs."""
-        if self.replay and body and body.get(field) not in (None, ""):
-            return body[field]
+    def adopt(self, body: dict[str, Any] | None, name: str, default: Any) -> Any:
+        """Replays keep the primary's generated value (key, created, ids…) — from the primary's
+        answer first, then the body; others mint theirs."""
+        if self.replay:
+            for source in (self.primary, body):
+                if source and source.get(name) not in (None, ""):
+                    return source[name]
         return default
 
     def stamp(self, body: dict[str, Any] | None = None, field: str = "updated") -> str:
@@ -63,7 +71,8 @@ def authenticate(req: Request) -> Caller:
     if not account or account == principal:
         return Caller(principal, principal, "admin", replay, now_iso())
     if is_replay_identity:
-        return Caller(principal, account, "admin", replay, now_iso())
+        primary = replay_entity(req.header(REPLAY_HEADER)) if replay else {}
+        return Caller(author(primary) or principal, account, "admin", replay, now_iso(), primary)
     row = store.get(account, account_key(account, principal, ""))
     if not row or not row.get("role"):
         raise ApiError(403, f"Forbidden: {principal} is not a collaborator of {account}")

@@ -37,6 +37,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from chariot_migrate.model import tokens
 from chariot_migrate.model.keys import kind_of, plural
+from chariot_migrate.model.replay import HEADER as PRIMARY_HEADER
+from chariot_migrate.model.replay import author, primary_entity
 from chariot_migrate.model.requests import describe
 from chariot_migrate.model.tokens import SigningKey
 
@@ -497,31 +499,12 @@ def primary_values(request: Request) -> dict[str, Any]:
     this is no replay, the header is absent/truncated/garbled, or the answer is not one object."""
     if not is_replay(request):
         return {}
-    from chariot_migrate.dual_write.replay_protocol import PRIMARY_RESULT_HEADER, decode_primary_result
-
-    raw = request.headers.get(PRIMARY_RESULT_HEADER)
-    if not raw:
-        return {}
-    try:
-        result, truncated = decode_primary_result(raw)
-        doc = json.loads(result.body) if not truncated and 200 <= result.status < 300 else None
-    except (ValueError, UnicodeDecodeError):
-        return {}
-    if isinstance(doc, dict) and len(doc) == 1:  # e.g. PUT /attribute answers {"attributes": [attribute]}
-        (inner,) = doc.values()
-        doc = inner if isinstance(inner, list) else doc
-    if isinstance(doc, list) and len(doc) == 1:  # e.g. PUT /asset answers [asset]
-        doc = doc[0]
-    return {k: v for k, v in doc.items() if v not in (None, "")} if isinstance(doc, dict) else {}
+    return primary_entity(request.headers.get(PRIMARY_HEADER))
 
 
 def replay_author(primary: Mapping[str, Any]) -> str | None:
     """Who the primary recorded as the author of this change (its last history entry's ``by``)."""
-    history = primary.get("history")
-    if isinstance(history, list) and history and isinstance(history[-1], Mapping):
-        by = history[-1].get("by")
-        return by if isinstance(by, str) and by else None
-    return None
+    return author(primary)
 
 
 def adopt(values: Mapping[str, Any] | None, field: str, default: Any) -> Any:
