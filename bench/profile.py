@@ -21,6 +21,22 @@ AREAS: tuple[tuple[str, str], ...] = (
     ("aiohttp/", "upstream client (aiohttp)"),
     ("uvicorn/", "server (uvicorn/httptools)"),
     ("asyncio/", "event loop (asyncio/uvloop)"),
+    # The services (services-sla profile): AWS calls to moto, Redis, the web framework, the service code.
+    ("botocore/", "AWS SDK (botocore)"),
+    ("boto3/", "AWS SDK (boto3)"),
+    ("urllib3/", "HTTP to moto (urllib3)"),
+    ("http/client", "HTTP to moto (http.client)"),
+    ("redis/", "Redis client (redis-py)"),
+    ("starlette/", "web framework (starlette)"),
+    ("fastapi/", "web framework (fastapi)"),
+    ("pydantic", "validation (pydantic)"),
+    ("anyio/", "thread hand-off (anyio)"),
+    ("concurrent/", "thread hand-off (concurrent.futures)"),
+    ("threading", "threads (stdlib)"),
+    ("chariot_migrate/services/", "service code (chariot_migrate.services)"),
+    ("chariot_migrate/legacy/", "legacy helpers (chariot_migrate.legacy)"),
+    ("jwt/", "token check (pyjwt)"),
+    ("cryptography/", "token check (cryptography)"),
 )
 
 

@@ -12,6 +12,7 @@ from pydantic import BaseModel, Field
 from rich.table import Table
 
 from .scenarios import GOALS, Goal, Scenario
+from .services_sla import SlaReport
 from .stats import LoadResult, median_round
 
 SCHEMA_VERSION = 1
@@ -74,6 +75,8 @@ class BenchReport(BaseModel):
     ratios: dict[str, float] = Field(default_factory=dict)
     goals: list[GoalResult] = Field(default_factory=list)
     checks: dict[str, object] = Field(default_factory=dict)
+    # The opt-in services-sla group (whole stack through the proxy); None when not run.
+    services_sla: SlaReport | None = None
     wall_time_s: float = 0.0
 
 
@@ -143,6 +146,38 @@ def judge(ratios: Mapping[str, float], goals: Iterable[Goal] = GOALS) -> list[Go
     return out
 
 
+def sla_goals(sla: SlaReport | None) -> list[GoalResult]:
+    """The issue's SLA targets per route: req/s, p95 against the service's SLO, zero errors."""
+    out: list[GoalResult] = []
+    for r in (sla.routes if sla else []):
+        out += [
+            GoalResult(name=f"sla_{r.service}_rps", description=f"services-sla {r.service} ({r.route}) req/s through "
+                       "the proxy", value=r.rps, threshold=r.target_rps, unit="req/s", met=r.rps_met, binding=True),
+            GoalResult(name=f"sla_{r.service}_p95_ms", description=f"services-sla {r.service} p95 at that load",
+                       value=r.p95_ms, threshold=r.slo_p95_ms, unit="ms", met=r.p95_met, binding=True),
+            GoalResult(name=f"sla_{r.service}_errors", description=f"services-sla {r.service} errors (incl. non-2xx)",
+                       value=float(r.errors), threshold=0, unit="errors", met=r.errors_met, binding=True),
+        ]
+    return out
+
+
+def render_sla_table(sla: SlaReport) -> Table:
+    t = Table(title=f"services-sla — through the proxy to the services on moto + Redis, {sla.connections} "
+                    f"connections, {sla.duration_s:g} s per route")
+    for col in ("service", "route", "req/s", "p50 ms", "p95 ms", "p99 ms", "errors", "SLO p95", "verdict",
+                "direct req/s", "direct p95", "CPU µs/req proxy / service / moto"):
+        t.add_column(col, justify="left" if col in ("service", "route", "verdict") else "right")
+    for r in sla.routes:
+        cpu = r.cpu_us_per_req
+        t.add_row(r.service, r.route, f"{r.rps:,.0f}", f"{r.p50_ms:,.1f}", f"{r.p95_ms:,.1f}", f"{r.p99_ms:,.1f}",
+                  str(r.errors), f"{r.slo_p95_ms:g}", "met" if r.met else "MISSED",
+                  f"{r.direct.rps:,.0f}" if r.direct else "—",
+                  f"{r.direct.p95_us / 1000:,.1f}" if r.direct else "—",
+                  " / ".join(f"{cpu.get(k, 0):,.0f}" for k in ("proxy", "service", "moto (up)")),
+                  style=None if r.met else "red")
+    return t
+
+
 def _baseline_rps(by: Mapping[str, ScenarioResult], r: ScenarioResult) -> tuple[float | None, float | None]:
     """(ratio vs direct at the same connections, ratio vs bare with the same workers and connections)."""
     direct = by.get(f"direct-c{r.connections}")
@@ -174,13 +209,15 @@ def render_table(report: BenchReport) -> Table:
 def goal_lines(report: BenchReport) -> list[str]:
     lines = []
     for g in report.goals:
-        op = "≥" if g.unit == "ratio" else "≤"
+        op = "≥" if g.unit in ("ratio", "req/s") else "≤"
         if g.value is None:
             verdict = "not measured"
         else:
             verdict = "met" if g.met else ("MISSED" if g.binding else "not reached (reported only)")
-        shown = "—" if g.value is None else (f"{g.value:.2f}" if g.unit == "ratio" else f"{g.value:.2f} ms")
-        limit = f"{g.threshold:g}" + (" ms" if g.unit == "ms" else "")
+        suffix = "" if g.unit == "ratio" else f" {g.unit}"
+        shown = "—" if g.value is None else (f"{g.value:.2f}" if g.unit in ("ratio", "ms") else f"{g.value:,.0f}") + \
+            ("" if g.value is None else suffix)
+        limit = f"{g.threshold:g}" + suffix
         note = f"  [{'; '.join(g.notes)}]" if g.notes and not g.met else ""
         lines.append(f"{g.description}: {shown} (target {op} {limit}) → {verdict}{note}")
     return lines

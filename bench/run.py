@@ -39,10 +39,14 @@ from .report import (
     compute_ratios,
     goal_lines,
     judge,
+    render_sla_table,
     render_table,
     scenario_result,
+    sla_goals,
 )
 from .scenarios import FEATURE_SCENARIOS, MODES, SCENARIOS, Mode, ProxyProfile, Scenario, select_scenarios
+from .services_sla import GROUP as SLA_GROUP
+from .services_sla import SlaError, SlaReport, run_group
 from .stats import LoadResult
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -316,62 +320,50 @@ def machine() -> Machine:
     return Machine(cores=cores, cpu_model=cpu, platform=platform.platform(), python=platform.python_version())
 
 
+def plan(mode: str, only: list[str] | None) -> tuple[list[Scenario], list[tuple[str, str]], bool]:
+    """(scenarios, [(name, why skipped)], run services-sla?). services-sla is opt-in: the full run
+    (make bench) or ``--only services-sla``; never quick or smoke."""
+    with_sla = SLA_GROUP in only if only else mode == "full"
+    only_scenarios = [n for n in (only or []) if n != SLA_GROUP]
+    if only and not only_scenarios:
+        return [], [], with_sla
+    scenarios, skipped = select_scenarios(mode, only_scenarios or None)
+    if not with_sla and not only:
+        skipped.append((SLA_GROUP, "opt-in: make bench or --only services-sla"))
+    return scenarios, skipped, with_sla
+
+
 def run(mode: Mode, loader: Loader, *, out: Path, upstream_workers: int, profile_s: float,
-        only: list[str] | None = None, keep: bool = False) -> BenchReport:
+        only: list[str] | None = None, keep: bool = False, sla_duration_s: float = 10.0,
+        sla_profile_s: float = 8.0) -> BenchReport:
     started = time.monotonic()
-    known = [s.name for s in (*SCENARIOS, *FEATURE_SCENARIOS)]
+    known = [s.name for s in (*SCENARIOS, *FEATURE_SCENARIOS)] + [SLA_GROUP]
     unknown = sorted(set(only or []) - set(known))
     if unknown:
         raise BenchError(f"unknown scenario {', '.join(unknown)} in --only; known: {', '.join(known)}")
-    scenarios, skipped_reasons = select_scenarios(mode.name, only)
+    scenarios, skipped_reasons, with_sla = plan(mode.name, only)
     skipped = [SkippedScenario(name=n, reason=r) for n, r in skipped_reasons]
-    if not scenarios:
+    if not scenarios and not with_sla:
         raise BenchError(f"nothing to run: {', '.join(only or [])} is not wired into the proxy yet")
+    if with_sla and loader.kind != "wrk":
+        raise BenchError(f"{SLA_GROUP} needs wrk (apt-get install wrk)")
     workdir = Path(tempfile.mkdtemp(prefix="chariot-bench-"))
     rounds: dict[str, list[LoadResult]] = {s.name: [] for s in scenarios}
     cpu_per_req: dict[str, list[float]] = {s.name: [] for s in scenarios}
     checks: dict[str, object] = {}
+    sla: SlaReport | None = None
     try:
-        with Children(workdir) as kids:
-            console.print(f"starting upstream, bare forwarders and proxies (logs in {workdir}) …")
-            targets = start_targets(kids, scenarios, workdir, upstream_workers)
-            for s in scenarios:
-                wait_serving(targets.url(s))
-            console.print(f"  all serving after {time.monotonic() - started:.1f}s")
-            for key in targets.proxies:
-                s = next(s for s in scenarios if s.target == "proxy" and (s.profile.name, s.workers) == key)
-                checks[f"bucketing_{key[0]}_w{key[1]}"] = check_bucketing(targets.url(s))
-            if mode.warmup_s > 0:  # pools, lazy imports, caches: every target at once, before measuring
-                urls = sorted({targets.url(s) for s in scenarios})
-                with ThreadPoolExecutor(len(urls)) as pool:
-                    list(pool.map(lambda u: loader.run(u, 50, mode.warmup_s), urls))
-            total = len(scenarios) * mode.rounds
-            n = 0
-            for r in range(mode.rounds):
-                for s in scenarios:
-                    pgid = targets.child(s).pid
-                    cpu0 = group_cpu_seconds(pgid)
-                    res = loader.run(targets.url(s), s.connections, mode.duration_s, s.write_share)
-                    cpu = group_cpu_seconds(pgid) - cpu0
-                    rounds[s.name].append(res)
-                    if res.requests:
-                        cpu_per_req[s.name].append(cpu * 1e6 / res.requests)
-                    n += 1
-                    console.print(f"  [{n}/{total}] round {r + 1} {s.name:<14} {res.rps:>9,.0f} req/s  "
-                                  f"p50 {res.p50_us / 1000:.2f} ms  p99 {res.p99_us / 1000:.2f} ms  "
-                                  f"CPU {cpu * 1e6 / max(1, res.requests):.0f} µs/req"
-                                  f"{'  errors ' + str(res.errors) if res.errors else ''}")
-            if profile_s > 0:
-                console.print(f"profiling the 1-worker bare forwarder and proxy with py-spy, {profile_s:g}s each …")
-                checks["profile"] = profile_targets(targets, loader, profile_s, workdir)
-            counters = {f"{k[0]}_w{k[1]}": proxy_counters(c) for k, c in targets.proxies.items()}
-            checks["proxy_counters"] = counters
-            blind = sorted(k for k, v in counters.items() if not v.get("proxy_requests_total"))
-            if blind:
-                checks["warnings"] = [f"admin /metrics shows no proxy_requests_total for {', '.join(blind)}: "
-                                      "the proxy's request metrics did not reach the admin port"]
-            checks["proxy_log_lines"] = {f"{k[0]}_w{k[1]}": _count_lines(kids, f"proxy-{k[0]}-w{k[1]}")
-                                         for k in targets.proxies}
+        if scenarios:
+            _run_scenarios(mode, loader, scenarios, workdir, upstream_workers, profile_s, started, rounds,
+                           cpu_per_req, checks)
+        if with_sla:
+            sla_dir = workdir / "services-sla"
+            sla_dir.mkdir()
+            try:
+                sla = run_group(root=ROOT, cli=CLI, workdir=sla_dir, duration_s=sla_duration_s,
+                                direct_s=sla_duration_s, profile_s=sla_profile_s, log=console.print)
+            except (SlaError, StartError, httpx.HTTPError, OSError, subprocess.SubprocessError) as e:
+                sla = SlaReport(duration_s=sla_duration_s, connections=50, error=f"{type(e).__name__}: {e}")
     finally:
         if not keep:
             shutil.rmtree(workdir, ignore_errors=True)
@@ -383,11 +375,58 @@ def run(mode: Mode, loader: Loader, *, out: Path, upstream_workers: int, profile
         machine=machine(), mode=mode.name, loader=f"{loader.kind} ({loader.version})",
         settings={"duration_s": mode.duration_s, "warmup_s": mode.warmup_s, "rounds": mode.rounds,
                   "upstream_workers": upstream_workers, "path": BENCH_PATH, "percent_new": 50},
-        scenarios=results, skipped=skipped, ratios=ratios, goals=judge(ratios), checks=checks,
+        scenarios=results, skipped=skipped, ratios=ratios,
+        goals=(judge(ratios) if scenarios else []) + sla_goals(sla), checks=checks, services_sla=sla,
         wall_time_s=round(time.monotonic() - started, 1))
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(report.model_dump_json(indent=2) + "\n")
     return report
+
+
+def _run_scenarios(mode: Mode, loader: Loader, scenarios: list[Scenario], workdir: Path, upstream_workers: int,
+                   profile_s: float, started: float, rounds: dict[str, list[LoadResult]],
+                   cpu_per_req: dict[str, list[float]], checks: dict[str, object]) -> None:
+    """The proxy-overhead scenarios: their processes are stopped before the services-sla group starts."""
+    with Children(workdir) as kids:
+        console.print(f"starting upstream, bare forwarders and proxies (logs in {workdir}) …")
+        targets = start_targets(kids, scenarios, workdir, upstream_workers)
+        for s in scenarios:
+            wait_serving(targets.url(s))
+        console.print(f"  all serving after {time.monotonic() - started:.1f}s")
+        for key in targets.proxies:
+            s = next(s for s in scenarios if s.target == "proxy" and (s.profile.name, s.workers) == key)
+            checks[f"bucketing_{key[0]}_w{key[1]}"] = check_bucketing(targets.url(s))
+        if mode.warmup_s > 0:  # pools, lazy imports, caches: every target at once, before measuring
+            urls = sorted({targets.url(s) for s in scenarios})
+            with ThreadPoolExecutor(len(urls)) as pool:
+                list(pool.map(lambda u: loader.run(u, 50, mode.warmup_s), urls))
+        total = len(scenarios) * mode.rounds
+        n = 0
+        for r in range(mode.rounds):
+            for s in scenarios:
+                pgid = targets.child(s).pid
+                cpu0 = group_cpu_seconds(pgid)
+                res = loader.run(targets.url(s), s.connections, mode.duration_s, s.write_share)
+                cpu = group_cpu_seconds(pgid) - cpu0
+                rounds[s.name].append(res)
+                if res.requests:
+                    cpu_per_req[s.name].append(cpu * 1e6 / res.requests)
+                n += 1
+                console.print(f"  [{n}/{total}] round {r + 1} {s.name:<14} {res.rps:>9,.0f} req/s  "
+                              f"p50 {res.p50_us / 1000:.2f} ms  p99 {res.p99_us / 1000:.2f} ms  "
+                              f"CPU {cpu * 1e6 / max(1, res.requests):.0f} µs/req"
+                              f"{'  errors ' + str(res.errors) if res.errors else ''}")
+        if profile_s > 0:
+            console.print(f"profiling the 1-worker bare forwarder and proxy with py-spy, {profile_s:g}s each …")
+            checks["profile"] = profile_targets(targets, loader, profile_s, workdir)
+        counters = {f"{k[0]}_w{k[1]}": proxy_counters(c) for k, c in targets.proxies.items()}
+        checks["proxy_counters"] = counters
+        blind = sorted(k for k, v in counters.items() if not v.get("proxy_requests_total"))
+        if blind:
+            checks["warnings"] = [f"admin /metrics shows no proxy_requests_total for {', '.join(blind)}: "
+                                  "the proxy's request metrics did not reach the admin port"]
+        checks["proxy_log_lines"] = {f"{k[0]}_w{k[1]}": _count_lines(kids, f"proxy-{k[0]}-w{k[1]}")
+                                     for k in targets.proxies}
 
 
 def _count_lines(kids: Children, name: str) -> int:
@@ -399,7 +438,15 @@ def _count_lines(kids: Children, name: str) -> int:
 
 
 def print_report(report: BenchReport, out: Path) -> None:
-    console.print(render_table(report))
+    if report.scenarios:
+        console.print(render_table(report))
+    sla = report.services_sla
+    if sla is not None and sla.error:
+        console.print(f"[red]  {SLA_GROUP} could not run: {sla.error}[/red]")
+    elif sla is not None:
+        console.print(render_sla_table(sla))
+        for r in sla.routes:
+            console.print(f"  {r.service}: {r.verdict}")
     for line in goal_lines(report):
         console.print("  " + line)
     for s in report.skipped:
@@ -418,6 +465,19 @@ def print_report(report: BenchReport, out: Path) -> None:
             console.print(f"  {name} under py-spy: {p['cpu_us_per_req']:.0f} µs CPU/request; by area (self time):")
             for row in p["areas"][:8]:
                 console.print(f"    {row['pct']:5.1f}%  {row['us_per_req']:6.1f} µs/req  {row['area']}")
+    sp = sla.profile if sla is not None else None
+    for name in ("service", "moto"):
+        prof = (sp or {}).get(name)
+        if isinstance(prof, dict) and "areas" in prof:
+            console.print(f"  {name} ({sp['route_service']} route, {sp['load_rps_while_profiled']:,.0f} req/s through "  # type: ignore[index]
+                          f"the proxy) under py-spy: {prof['cpu_us_per_req']:,.0f} µs CPU/request; samples by area "
+                          f"(waiting threads included, idle loop {prof['idle_pct']}%):")
+            for row in prof["areas"][:8]:
+                console.print(f"    {row['pct']:5.1f}%  {row['area']}")
+            for row in prof["top_inclusive"][:8]:
+                console.print(f"    incl {row['pct']:5.1f}%  {row['frame']}")
+        elif prof:
+            console.print(f"  profile of {name}: {prof}")
     console.print(f"  written to {out} ({report.wall_time_s:g}s)")
 
 
@@ -436,7 +496,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--upstream-workers", type=int, default=1)
     p.add_argument("--profile", type=float, default=0.0, metavar="SECONDS",
                    help="also profile the 1-worker proxy with py-spy for this long")
-    p.add_argument("--only", nargs="*", help="run only these scenarios (names from the table)")
+    p.add_argument("--only", nargs="*", help=f"run only these scenarios (names from the table; {SLA_GROUP}: the "
+                   "services' SLAs through the whole stack)")
+    p.add_argument("--sla-duration", type=float, default=10.0, metavar="SECONDS",
+                   help=f"{SLA_GROUP}: load per route through the proxy, and again straight at the service")
+    p.add_argument("--sla-profile", type=float, default=8.0, metavar="SECONDS",
+                   help=f"{SLA_GROUP}: py-spy the slowest route's service for this long (0: off)")
     p.add_argument("--keep", action="store_true", help="keep the temp dir with process logs")
     p.add_argument("--strict", action="store_true", help="exit 1 when a binding target is missed")
     args = p.parse_args(argv)
@@ -446,7 +511,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         loader = pick_loader(args.loader)
         report = run(mode, loader, out=args.out, upstream_workers=args.upstream_workers,
-                     profile_s=args.profile, only=args.only, keep=args.keep)
+                     profile_s=args.profile, only=args.only, keep=args.keep, sla_duration_s=args.sla_duration,
+                     sla_profile_s=args.sla_profile)
     except (BenchError, StartError) as e:
         console.print(f"[red]bench failed:[/red] {e}")
         return 1
@@ -455,6 +521,8 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     print_report(report, args.out)
     missed = [g for g in report.goals if g.binding and g.met is False]
+    if report.services_sla is not None and report.services_sla.error:
+        return 1
     return 1 if args.strict and missed else 0
 
 

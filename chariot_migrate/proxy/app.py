@@ -295,7 +295,8 @@ class ProxyApp:
             await a.response(ex)
         resp = ex.response  # an add-on may have replaced it (e.g. a write it could not record)
 
-        out_headers = downstream_response_headers(resp.headers)
+        # The side may echo the correlation id; the client gets exactly one (ours, the same value).
+        out_headers = [h for h in downstream_response_headers(resp.headers) if h[0] != "x-correlation-id"]
         if cfg.defaults.side_header:
             out_headers.append((cfg.defaults.side_header.lower(), side))
         out_headers.append(("x-correlation-id", cid))
