@@ -250,3 +250,22 @@ def test_legacy_at_0_and_new_at_100_answer_alike(case, clients):
     assert {side for _, side, _, _ in new} <= {"new", "public"}
     strip = lambda rows: [(what, status, doc) for what, _, status, doc in rows]  # noqa: E731
     assert strip(new) == strip(legacy)
+
+
+def test_every_service_exposes_its_metrics_after_the_contract_traffic(stack, clients):
+    """After the contract cases ran (this module's earlier tests), each of the eight services'
+    /metrics shows its own request histogram and in-flight gauge (issue: observability)."""
+    # A few requests through every service, in case this test runs alone.
+    for case, steps in CASES.items():
+        run_case(clients["new"], NEW_USER, case, steps)
+    ports = {name.removeprefix("service-"): port for name, port in stack.info["services"].items()
+             if name.startswith("service-")}
+    assert len(ports) == 8, ports
+    seen: dict[str, float] = {}
+    for service, port in ports.items():
+        text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text
+        counts = [float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+                  if line.startswith("http_request_duration_seconds_count{") and f'service="{service}"' in line]
+        assert "active_connections_total" in text, service
+        seen[service] = sum(counts)
+    assert all(v > 0 for v in seen.values()), sorted(seen.items())  # routed traffic counts
