@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, TypeVar
 
+from botocore.exceptions import ConnectionClosedError, ConnectTimeoutError, EndpointConnectionError
 from pydantic import BaseModel, ValidationError
 
 from chariot_migrate.model.requests import describe
@@ -164,6 +165,10 @@ def api(fn: Callable[..., Any]) -> Callable[[dict[str, Any], Any], dict[str, Any
             return error(400, describe(e))
         except ValueError as e:  # key-format and status rules raise ValueError with the reason
             return error(400, str(e))
+        except (EndpointConnectionError, ConnectTimeoutError, ConnectionClosedError) as e:
+            # The AWS endpoint (DynamoDB/S3/Secrets Manager) is down: say so, retryable.
+            log.error("AWS endpoint unreachable in %s: %s", fn.__qualname__, e)
+            return error(503, "the data store is unreachable right now; retry shortly")
         except Exception:  # noqa: BLE001 - never let a request become a 502
             log.exception("unhandled error in %s", fn.__qualname__)
             return error(500, "internal error")
