@@ -63,7 +63,9 @@ def test_smoke_run_measures_every_scenario_and_stops_everything(tmp_path):
         assert by[name]["errors"] == 0, (name, by[name])
         assert by[name]["p50_us"] <= by[name]["p95_us"] <= by[name]["p99_us"]
         assert by[name]["cpu_us_per_req"] > 0, name
-    assert {s["name"] for s in doc["skipped"]} == {s.name for s in FEATURE_SCENARIOS if not s.wired}
+    # The services-SLA group (a whole stack) only runs in full `make bench`: listed as skipped here.
+    skipped = {s["name"] for s in doc["skipped"]} - {"services-sla"}
+    assert skipped == {s.name for s in FEATURE_SCENARIOS if not s.wired}
     # The run says where and what it measured.
     assert len(doc["git_commit"]) == 40 and doc["date"] and doc["machine"]["cores"] >= 1
     assert doc["loader"].split()[0] in ("wrk", "builtin")
