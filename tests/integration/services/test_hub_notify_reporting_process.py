@@ -100,8 +100,13 @@ def test_inbound_webhook_to_alert_delivery(stack):
         assert [(a["name"], a["value"]) for a in attrs] == [("source", "webhook")]
         assert kit.eventually(lambda: stack["receiver"].received, 15)
         assert {"msg": "open-admin TI"} in stack["receiver"].received
-        log = c.get(notify.url + "/notification/deliveries").json()["deliveries"]
-        assert log and log[0]["status"] == "delivered"
+        # The receiver can see the delivery a moment before notification records it in its log.
+        def delivered() -> list:
+            return c.get(notify.url + "/notification/deliveries").json()["deliveries"]
+
+        assert kit.eventually(delivered, 10)
+        log = delivered()
+        assert log[0]["status"] == "delivered"
         # integrations: linked rows round-trip and announce themselves
         r = c.post(hub.url + "/account/amazon", json={"config": {"k": "v"}, "value": "123456789012"})
         assert r.status_code == 200 and r.json()["key"] == f"#account#{user}#amazon#123456789012"
