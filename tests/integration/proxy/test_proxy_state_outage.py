@@ -10,7 +10,6 @@ import time
 
 import httpx
 import pytest
-
 from conftest import cli
 
 pytestmark = [pytest.mark.integration,
