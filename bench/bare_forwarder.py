@@ -1,7 +1,8 @@
 """Baseline for the proxy benchmark: the least a raw-ASGI + aiohttp forwarder can do.
 
 No routing, no bucketing, no metrics, no logs: read request, forward, stream back. The proxy's
-throughput is reported as a ratio of this one's, measured in the same run.
+throughput is reported as a ratio of this one's, measured in the same run. ``--client pyreqwest``
+swaps the upstream client (the same code otherwise) to measure what the client alone buys.
 """
 
 from __future__ import annotations
@@ -14,41 +15,88 @@ UPSTREAM = os.environ.get("BARE_UPSTREAM", "http://127.0.0.1:9000")
 HOP = {b"connection", b"keep-alive", b"transfer-encoding", b"host", b"content-length", b"te", b"upgrade"}
 
 
+async def _lifespan(receive, send, startup, shutdown) -> None:
+    while True:
+        msg = await receive()
+        if msg["type"] == "lifespan.startup":
+            startup()
+        elif msg["type"] == "lifespan.shutdown":
+            await shutdown()
+        await send({"type": msg["type"] + ".complete"})
+        if msg["type"] == "lifespan.shutdown":
+            return
+
+
+async def _request(scope, receive) -> tuple[str, list[tuple[str, str]], bytes]:
+    body = b""
+    while True:
+        msg = await receive()
+        body += msg.get("body", b"")
+        if not msg.get("more_body"):
+            break
+    headers = [(k.decode(), v.decode()) for k, v in scope["headers"] if k not in HOP]
+    url = UPSTREAM + scope["path"] + ("?" + scope["query_string"].decode() if scope["query_string"] else "")
+    return url, headers, body
+
+
+async def _respond(send, status: int, headers: list[tuple[bytes, bytes]], data: bytes) -> None:
+    out = [(k, v) for k, v in headers if k.lower() not in HOP]
+    out.append((b"content-length", str(len(data)).encode()))
+    await send({"type": "http.response.start", "status": status, "headers": out})
+    await send({"type": "http.response.body", "body": data})
+
+
 class BareForwarder:
     def __init__(self) -> None:
         self.session: aiohttp.ClientSession | None = None
 
+    def _open(self) -> None:
+        self.session = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=200), auto_decompress=False,
+            skip_auto_headers=("User-Agent", "Accept-Encoding", "Content-Type"))
+
+    async def _close(self) -> None:
+        if self.session:
+            await self.session.close()
+
     async def __call__(self, scope, receive, send):
         if scope["type"] == "lifespan":
-            while True:
-                msg = await receive()
-                if msg["type"] == "lifespan.startup":
-                    self.session = aiohttp.ClientSession(
-                        connector=aiohttp.TCPConnector(limit=200), auto_decompress=False,
-                        skip_auto_headers=("User-Agent", "Accept-Encoding", "Content-Type"))
-                elif msg["type"] == "lifespan.shutdown" and self.session:
-                    await self.session.close()
-                await send({"type": msg["type"] + ".complete"})
-                if msg["type"] == "lifespan.shutdown":
-                    return
-        body = b""
-        while True:
-            msg = await receive()
-            body += msg.get("body", b"")
-            if not msg.get("more_body"):
-                break
-        headers = [(k.decode(), v.decode()) for k, v in scope["headers"] if k not in HOP]
-        url = UPSTREAM + scope["path"] + ("?" + scope["query_string"].decode() if scope["query_string"] else "")
+            return await _lifespan(receive, send, self._open, self._close)
+        url, headers, body = await _request(scope, receive)
         async with self.session.request(scope["method"], url, headers=headers, data=body or None) as r:
-            data = await r.read()
-            out = [(k, v) for k, v in r.raw_headers if k.lower() not in HOP]
-            out.append((b"content-length", str(len(data)).encode()))
-            await send({"type": "http.response.start", "status": r.status, "headers": out})
-            await send({"type": "http.response.body", "body": data})
+            await _respond(send, r.status, r.raw_headers, await r.read())
 
 
-def create_app() -> BareForwarder:
-    return BareForwarder()
+class BareReqwestForwarder:
+    """The same forwarder on pyreqwest (whole-body reads, as above)."""
+
+    def __init__(self) -> None:
+        self.client = None
+
+    def _open(self) -> None:
+        from pyreqwest.client import ClientBuilder
+
+        self.client = (ClientBuilder().max_connections(200).follow_redirects(False)
+                       .gzip(False).brotli(False).zstd(False).deflate(False).build())
+
+    async def _close(self) -> None:
+        if self.client:
+            await self.client.close()
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] == "lifespan":
+            return await _lifespan(receive, send, self._open, self._close)
+        url, headers, body = await _request(scope, receive)
+        builder = self.client.request(scope["method"], url).headers(headers)
+        if body:
+            builder = builder.body_bytes(body)
+        r = await builder.build().send()
+        data = bytes(await r.bytes())
+        await _respond(send, r.status, [(k.encode(), v.encode()) for k, v in r.headers.items()], data)
+
+
+def create_app() -> BareForwarder | BareReqwestForwarder:
+    return BareReqwestForwarder() if os.environ.get("BARE_CLIENT") == "pyreqwest" else BareForwarder()
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -70,10 +118,13 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=0)
     p.add_argument("--workers", type=int, default=1)
+    p.add_argument("--client", choices=("aiohttp", "pyreqwest"), default="aiohttp")
     args = p.parse_args(argv)
     os.environ["BARE_UPSTREAM"] = args.upstream.rstrip("/")
+    os.environ["BARE_CLIENT"] = args.client
     sock = bind(args.host, args.port)
     print(json.dumps({"event": "bare.listening", "port": sock.getsockname()[1], "workers": args.workers,
+                      "client": args.client,
                       "pid": os.getpid()}), flush=True)
     config = uvicorn.Config("bench.bare_forwarder:create_app", factory=True, workers=args.workers, loop="uvloop",
                             http="httptools", lifespan="on", access_log=False, log_level="warning",

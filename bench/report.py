@@ -132,6 +132,14 @@ def compute_ratios(results: Iterable[ScenarioResult]) -> dict[str, float]:
         "proxy_added_p50_ms_c10": _added_p50_ms(by, "proxy-w1-c10", "direct-c10"),
         "proxy_added_p50_ms_c1": _added_p50_ms(by, "proxy-w1-c1", "direct-c1"),
         "bare_added_p50_ms_c10": _added_p50_ms(by, "bare-w1-c10", "direct-c10"),
+        # Client choice: the proxy runs on pyreqwest; the baseline stays the aiohttp bare forwarder.
+        "bare_reqwest_vs_bare_w1": _rps_ratio(by, "bare-reqwest-w1-c50", "bare-w1-c50"),
+        "proxy_vs_proxy_aiohttp_w1": _rps_ratio(by, "proxy-w1-c50", "proxy-aiohttp-w1-c50"),
+        "proxy_vs_proxy_aiohttp_cpu_w1": _cpu_ratio(by, "proxy-w1-c50", "proxy-aiohttp-w1-c50"),
+        "proxy_aiohttp_vs_bare_w1": _rps_ratio(by, "proxy-aiohttp-w1-c50", "bare-w1-c50"),
+        "proxy_aiohttp_vs_bare_w2": _rps_ratio(by, "proxy-aiohttp-w2-c50", "bare-w2-c50"),
+        "proxy_vs_bare_reqwest_w1": _rps_ratio(by, "proxy-w1-c50", "bare-reqwest-w1-c50"),
+        "proxy_vs_bare_reqwest_w2": _rps_ratio(by, "proxy-w2-c50", "bare-reqwest-w2-c50"),
     }
     return {k: round(v, 3) for k, v in candidates.items() if v is not None}
 

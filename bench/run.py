@@ -44,7 +44,7 @@ from .report import (
     scenario_result,
     sla_goals,
 )
-from .scenarios import FEATURE_SCENARIOS, MODES, SCENARIOS, Mode, ProxyProfile, Scenario, select_scenarios
+from .scenarios import MODES, SCENARIOS, Mode, ProxyProfile, Scenario, all_scenarios, select_scenarios
 from .services_sla import GROUP as SLA_GROUP
 from .services_sla import SlaError, SlaReport, run_group
 from .stats import LoadResult
@@ -111,12 +111,12 @@ def _pythonpath() -> str:
 @dataclass
 class Targets:
     upstream: Child | None = None
-    bare: dict[int, Child] = field(default_factory=dict)
+    bare: dict[tuple[int, str], Child] = field(default_factory=dict)  # (workers, client)
     proxies: dict[tuple[str, int], Child] = field(default_factory=dict)
     proxy_dirs: dict[tuple[str, int], Path] = field(default_factory=dict)
 
     def child(self, s: Scenario) -> Child:
-        child = {"direct": lambda: self.upstream, "bare": lambda: self.bare[s.workers],
+        child = {"direct": lambda: self.upstream, "bare": lambda: self.bare[(s.workers, s.client)],
                  "proxy": lambda: self.proxies[(s.profile.name, s.workers)]}[s.target]()
         assert child is not None
         return child
@@ -169,12 +169,14 @@ def start_targets(kids: Children, scenarios: list[Scenario], workdir: Path, upst
     t.upstream = kids.start("upstream", [CLI, "example-upstream", "bench", "--port", "0",
                                          "--workers", str(upstream_workers)], env=env)
     up = t.upstream.info["port"]
-    for w in sorted({s.workers for s in scenarios if s.target == "bare"}):
-        t.bare[w] = kids.launch(f"bare-w{w}", [sys.executable, "-m", "bench.bare_forwarder", "--upstream",
-                                              f"http://127.0.0.1:{up}", "--port", "0", "--workers", str(w)],
-                                cwd=ROOT, env=env)
+    for w, client in sorted({(s.workers, s.client) for s in scenarios if s.target == "bare"}):
+        name = f"bare-w{w}" if client == "aiohttp" else f"bare-{client}-w{w}"
+        t.bare[(w, client)] = kids.launch(name, [sys.executable, "-m", "bench.bare_forwarder", "--upstream",
+                                                 f"http://127.0.0.1:{up}", "--port", "0", "--workers", str(w),
+                                                 "--client", client], cwd=ROOT, env=env)
+    profiles = {s.profile.name: s.profile for s in scenarios if s.target == "proxy"}
     for key in sorted({(s.profile.name, s.workers) for s in scenarios if s.target == "proxy"}):
-        profile = next(s.profile for s in scenarios if s.target == "proxy" and s.profile.name == key[0])
+        profile = profiles[key[0]]
         d = workdir / f"proxy-{key[0]}-w{key[1]}"
         d.mkdir()
         (d / "routes.yaml").write_text(routes_yaml(up, outbox=d / "outbox.db" if profile.dual_write else None))
@@ -184,7 +186,8 @@ def start_targets(kids: Children, scenarios: list[Scenario], workdir: Path, upst
         # Access logs stay on ("logging on" is part of the target); they go to a file.
         t.proxies[key] = kids.launch(f"proxy-{key[0]}-w{key[1]}", [
             CLI, "proxy", "--routes", str(d / "routes.yaml"), "--state", f"sqlite:///{d / 'state.db'}",
-            "--port", "0", "--admin-port", "0", "--workers", str(key[1])], cwd=d, env=env)
+            "--port", "0", "--admin-port", "0", "--workers", str(key[1]),
+            "--http-client", profiles[key[0]].http_client], cwd=d, env=env)
     for child in [*t.bare.values(), *t.proxies.values()]:
         child.wait_announced()
     return t
@@ -284,8 +287,8 @@ def profile_targets(targets: Targets, loader: Loader, seconds: float, workdir: P
     out: dict[str, object] = {}
     bare = next(s for s in SCENARIOS if s.name == "bare-w1-c50")
     proxy = next(s for s in SCENARIOS if s.name == "proxy-w1-c50")
-    if 1 in targets.bare:
-        out["bare_w1"] = profile_target(targets.bare[1], targets.url(bare), loader, seconds,
+    if (1, "aiohttp") in targets.bare:
+        out["bare_w1"] = profile_target(targets.bare[(1, "aiohttp")], targets.url(bare), loader, seconds,
                                         workdir / "bare.collapsed", "BareForwarder.__call__ (")
     if (proxy.profile.name, 1) in targets.proxies:
         out["proxy_w1"] = profile_target(targets.proxies[(proxy.profile.name, 1)], targets.url(proxy), loader,
@@ -337,7 +340,7 @@ def run(mode: Mode, loader: Loader, *, out: Path, upstream_workers: int, profile
         only: list[str] | None = None, keep: bool = False, sla_duration_s: float = 10.0,
         sla_profile_s: float = 8.0) -> BenchReport:
     started = time.monotonic()
-    known = [s.name for s in (*SCENARIOS, *FEATURE_SCENARIOS)] + [SLA_GROUP]
+    known = [s.name for s in all_scenarios()] + [SLA_GROUP]
     unknown = sorted(set(only or []) - set(known))
     if unknown:
         raise BenchError(f"unknown scenario {', '.join(unknown)} in --only; known: {', '.join(known)}")

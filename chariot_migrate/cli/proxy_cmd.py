@@ -19,13 +19,15 @@ def register(app: typer.Typer) -> None:
               access_log: bool = typer.Option(True, help="one JSON line per request on stderr"),
               ready_file: str = typer.Option(None, help="also write the listening ports here as JSON"),
               capture: str = typer.Option(None, help="write sampled, redacted request/response pairs to this JSONL"),
-              capture_sample: float = typer.Option(1.0, min=0, max=1, help="share of requests captured")) -> None:
+              capture_sample: float = typer.Option(1.0, min=0, max=1, help="share of requests captured"),
+              http_client: str = typer.Option(None, help="upstream HTTP client: aiohttp or pyreqwest "
+                                              "[default: $CHARIOT_MIGRATE_HTTP_CLIENT, else pyreqwest]")) -> None:
         """Run the strangler proxy (public port) and its admin API (admin port)."""
         from ..proxy.server import ProxyOptions, serve
 
         serve(ProxyOptions(routes=routes_path(routes), state=state, host=host, port=port, admin_host=admin_host,
                            admin_port=admin_port, workers=workers, access_log=access_log, ready_file=ready_file,
-                           capture=capture, capture_sample=capture_sample))
+                           capture=capture, capture_sample=capture_sample, http_client=http_client))
 
     @app.command("example-upstream")
     def example_upstream(name: str = typer.Argument("echo", help="side name echoed back, e.g. legacy or new"),

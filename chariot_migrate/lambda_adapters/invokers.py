@@ -211,10 +211,10 @@ class HttpApiInvoker:
     """Forwards to an existing API Gateway URL (``base_url`` includes the stage)."""
 
     def __init__(self, base_url: str, **kwargs: Any) -> None:
-        from chariot_migrate.proxy.upstream import HttpTransport
+        from chariot_migrate.proxy.upstream import http_transport
 
         self.base_url = base_url.rstrip("/")
-        self._http = HttpTransport(self.base_url, **kwargs)
+        self._http = http_transport(self.base_url, **kwargs)
 
     async def send(self, request: HttpRequest, timeout: float) -> HttpResponse:
         return await self._http.send(request, timeout)

@@ -36,7 +36,7 @@ from .headers import (
 from .live import LiveRoutes, LiveState
 from .ratelimit import RateLimiters
 from .resilience import UpstreamPool, build_service_pool, guard_legacy, send_with_failover, service_pool_key
-from .upstream import HttpTransport
+from .upstream import http_transport
 
 log = logging.getLogger("chariot_migrate.proxy")
 access_log = logging.getLogger("chariot_migrate.access")
@@ -86,7 +86,7 @@ class Transports:
 
 def build_legacy_transport(cfg: RoutesFile) -> Transport:
     if cfg.legacy.invoker == "http":
-        return HttpTransport(cfg.legacy.url or "")
+        return http_transport(cfg.legacy.url or "")
     # Lambda invokers live in lambda_adapters (toolkit core, Chariot-agnostic).
     from ..lambda_adapters.invokers import build_invoker
 

@@ -292,9 +292,9 @@ def service_pool_key(svc) -> str:
 
 
 def build_service_pool(name: str, svc) -> UpstreamPool:
-    from .upstream import HttpTransport
+    from .upstream import http_transport
 
-    return UpstreamPool(name, "new", [(url, HttpTransport(url, pool_limit=svc.pool_limit)) for url in svc.instances],
+    return UpstreamPool(name, "new", [(url, http_transport(url, pool_limit=svc.pool_limit)) for url in svc.instances],
                         retries=svc.retries, breaker=svc.breaker, lb=svc.lb, health=svc.health_check)
 
 

@@ -18,6 +18,8 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from .upstream import HTTP_CLIENT_ENV, HTTP_CLIENTS  # aiohttp only: nothing here imports prometheus_client
+
 
 @dataclass
 class ProxyOptions:
@@ -32,6 +34,7 @@ class ProxyOptions:
     ready_file: str | None = None
     capture: str | None = None  # JSONL file for sampled request/response pairs
     capture_sample: float = 1.0
+    http_client: str | None = None  # "aiohttp" or "pyreqwest"; None: $CHARIOT_MIGRATE_HTTP_CLIENT or pyreqwest
 
 
 def bind(host: str, port: int) -> socket.socket:
@@ -54,6 +57,8 @@ def _run_admin(sock: socket.socket, env: dict[str, str]) -> None:
 
 
 def serve(opts: ProxyOptions) -> None:
+    if opts.http_client and opts.http_client not in HTTP_CLIENTS:
+        raise RuntimeError(f"--http-client: unknown client {opts.http_client!r} (choose from {', '.join(HTTP_CLIENTS)})")
     # Metrics go to files shared by every worker and the admin process; this must be set before
     # anything imports prometheus_client (loading routes.yaml does, through its section models).
     mp_dir = tempfile.mkdtemp(prefix="chariot-migrate-metrics-")
@@ -73,6 +78,8 @@ def serve(opts: ProxyOptions) -> None:
     }
     if opts.state:
         env["CHARIOT_MIGRATE_STATE"] = opts.state
+    if opts.http_client:
+        env[HTTP_CLIENT_ENV] = opts.http_client
     if opts.capture:
         env["CHARIOT_MIGRATE_CAPTURE"] = str(Path(opts.capture).resolve())
         env["CHARIOT_MIGRATE_CAPTURE_SAMPLE"] = str(opts.capture_sample)

@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parents[3]
 sys.path.insert(0, str(ROOT))  # bench/ is not an installed package
 
 from bench.loadgen import run_load_blocking  # noqa: E402
-from bench.scenarios import FEATURE_SCENARIOS, GOALS, SCENARIOS  # noqa: E402
+from bench.scenarios import FEATURE_SCENARIOS, GOALS, all_scenarios  # noqa: E402
 
 pytestmark = pytest.mark.integration
 
@@ -55,7 +55,7 @@ def test_smoke_run_measures_every_scenario_and_stops_everything(tmp_path):
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     doc = json.loads(out.read_text())
 
-    wired = [s.name for s in (*SCENARIOS, *FEATURE_SCENARIOS) if s.wired]
+    wired = [s.name for s in all_scenarios() if s.wired]
     by = {s["name"]: s for s in doc["scenarios"]}
     assert sorted(by) == sorted(wired)
     for name in wired:

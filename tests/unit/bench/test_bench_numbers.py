@@ -22,7 +22,7 @@ from bench.report import (  # noqa: E402
     render_table,
     scenario_result,
 )
-from bench.scenarios import FEATURE_SCENARIOS, GOALS, SCENARIOS, Scenario, select_scenarios  # noqa: E402
+from bench.scenarios import GOALS, Scenario, all_scenarios, select_scenarios  # noqa: E402
 from bench.stats import LoadResult, median_round, percentile, summarise  # noqa: E402
 
 latencies = st.lists(st.floats(min_value=0, max_value=1e7, allow_nan=False), min_size=1, max_size=300)
@@ -72,7 +72,7 @@ def test_median_round_keeps_one_whole_round():
 
 
 def _result(name: str, rps: int, p50: int = 1000, cpu: float | None = None):
-    s = next(s for s in (*SCENARIOS, *FEATURE_SCENARIOS) if s.name == name)
+    s = next(s for s in all_scenarios() if s.name == name)
     return scenario_result(s, [_lr(rps, p50)], [cpu] if cpu else None)
 
 
@@ -94,10 +94,10 @@ def test_ratios_against_the_baselines_of_the_same_run():
 
 def test_every_goal_is_computable_from_the_scenario_list():
     # Goal names, ratio names and scenario names must agree, or a goal would silently never be judged.
-    results = [scenario_result(s, [_lr(1000 + i)], [100.0]) for i, s in enumerate((*SCENARIOS, *FEATURE_SCENARIOS))]
+    results = [scenario_result(s, [_lr(1000 + i)], [100.0]) for i, s in enumerate(all_scenarios())]
     ratios = compute_ratios(results)
     assert all(g.name in ratios for g in GOALS)
-    names = [s.name for s in (*SCENARIOS, *FEATURE_SCENARIOS)]
+    names = [s.name for s in all_scenarios()]
     assert len(names) == len(set(names))
 
 
@@ -123,7 +123,7 @@ def test_verdict_lines_distinguish_missed_from_reported_only():
 
 def test_scenario_selection_by_mode_and_name():
     full, skipped_full = select_scenarios("full")
-    assert [s.name for s in full] == [s.name for s in (*SCENARIOS, *FEATURE_SCENARIOS) if s.wired]
+    assert [s.name for s in full] == [s.name for s in all_scenarios() if s.wired]
     quick, skipped_quick = select_scenarios("quick")
     core = {"direct-c50", "bare-w1-c50", "proxy-w1-c50", "bare-w2-c50", "proxy-w2-c50", "direct-c10", "proxy-w1-c10"}
     assert core <= {s.name for s in quick} < {s.name for s in full}
@@ -167,3 +167,15 @@ def test_profile_summary_self_steps_and_idle():
     inclusive = {r["frame"] for r in s["top_inclusive"]}
     assert "Runner.run (asyncio/runners.py)" not in inclusive  # common trunk left out
     assert "HttpTransport.send (chariot_migrate/proxy/upstream.py)" in inclusive
+
+
+def test_client_choice_ratios_keep_the_aiohttp_bare_forwarder_as_baseline():
+    results = [_result("bare-w1-c50", 4000, cpu=200), _result("bare-reqwest-w1-c50", 5000, cpu=160),
+               _result("proxy-aiohttp-w1-c50", 2400, cpu=400), _result("proxy-w1-c50", 3600, cpu=250)]
+    ratios = compute_ratios(results)
+    assert ratios["bare_reqwest_vs_bare_w1"] == pytest.approx(1.25)  # what the client alone buys
+    assert ratios["proxy_vs_proxy_aiohttp_w1"] == pytest.approx(1.5)  # what adopting it bought the proxy
+    assert ratios["proxy_vs_proxy_aiohttp_cpu_w1"] == pytest.approx(1.6)
+    assert ratios["proxy_vs_bare_w1"] == pytest.approx(0.9)  # against the baseline
+    assert ratios["proxy_aiohttp_vs_bare_w1"] == pytest.approx(0.6)
+    assert ratios["proxy_vs_bare_reqwest_w1"] == pytest.approx(0.72)  # against the same client
