@@ -51,6 +51,7 @@ CREATE TABLE IF NOT EXISTS outbox_records (
     UNIQUE (service, account, target, seq)
 );
 CREATE INDEX IF NOT EXISTS outbox_records_state ON outbox_records (state, service);
+CREATE INDEX IF NOT EXISTS outbox_records_due ON outbox_records (state, next_attempt_at, id);
 """
 
 _COLS = "id, seq, state, attempts, next_attempt_at, last_error, payload"
@@ -171,13 +172,16 @@ class SQLiteOutbox:
         def run(db: sqlite3.Connection) -> list[ReplayRecord]:
             db.execute("BEGIN IMMEDIATE")
             try:
+                # Due records that head their lane (no older record of any state in it: order per
+                # lane, a dead letter blocks its lane). Walks the due index and probes the lane's
+                # unique index per candidate, so a claim costs O(limit · log n), not a scan of the
+                # backlog (which made a growing backlog slow its own draining).
                 rows = db.execute(
                     f"SELECT {', '.join('r.' + c.strip() for c in _COLS.split(','))} FROM outbox_records r "
-                    "JOIN (SELECT service, account, target, MIN(seq) AS seq FROM outbox_records "
-                    "      GROUP BY service, account, target) h "
-                    "  ON r.service = h.service AND r.account = h.account AND r.target = h.target AND r.seq = h.seq "
                     "WHERE r.state = 'pending' AND r.next_attempt_at <= ? "
                     "  AND (r.lease_until IS NULL OR r.lease_until <= ?) "
+                    "  AND NOT EXISTS (SELECT 1 FROM outbox_records o WHERE o.service = r.service "
+                    "                  AND o.account = r.account AND o.target = r.target AND o.seq < r.seq) "
                     "ORDER BY r.next_attempt_at, r.id LIMIT ?",
                     (t, t, limit),
                 ).fetchall()
