@@ -7,6 +7,8 @@ import time
 from uuid import uuid4
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from chariot_migrate.dual_write.outbox import open_outbox
 from chariot_migrate.dual_write.records import PrimaryResult, ReplayRecord, ReplayRequest
@@ -187,3 +189,57 @@ def test_sqlite_file_is_owner_only(tmp_path):
     ob = SQLiteOutbox(tmp_path / "o.db")
     assert (tmp_path / "o.db").stat().st_mode & 0o077 == 0
     asyncio.run(ob.aclose())
+
+
+# ---- claim against a model: only due, unleased lane heads, whatever the history ------------------
+
+_op = st.one_of(
+    st.tuples(st.just("append"), st.sampled_from(["a", "b", "c"]), st.sampled_from(["new", "legacy"])),
+    st.tuples(st.just("claim"), st.integers(1, 4)),
+    st.tuples(st.just("ack"), st.integers(0, 20)),
+    st.tuples(st.just("nack"), st.integers(0, 20), st.booleans(), st.sampled_from([0.0, 1e12])),
+)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(ops=st.lists(_op, max_size=30))
+def test_claim_returns_exactly_the_due_unleased_lane_heads(tmp_path_factory, ops):
+    """A model of the outbox (lanes of records in seq order) predicts every claim: a record is
+    claimable only if it heads its lane (no older record of any state), is pending, due and not
+    leased. Ordering and the dead-letter block must survive any mix of appends, claims, acks and
+    nacks (the claim query was rewritten for speed; this pins its meaning)."""
+
+    async def run() -> None:
+        ob = SQLiteOutbox(tmp_path_factory.mktemp("ob") / "outbox.db")
+        lanes: dict[tuple[str, str], list[dict]] = {}
+        leased: list[str] = []
+        try:
+            for op in ops:
+                if op[0] == "append":
+                    r = await ob.append(rec(op[1], target=op[2]))
+                    lanes.setdefault((op[1], op[2]), []).append({"id": r.id, "state": "pending", "due": 0.0,
+                                                                 "leased": False})
+                elif op[0] == "claim":
+                    expected = {lane[0]["id"] for lane in lanes.values()
+                                if lane and lane[0]["state"] == "pending" and lane[0]["due"] <= time.time()
+                                and not lane[0]["leased"]}
+                    got = await ob.claim("w", 100, lease_s=600)
+                    assert {r.id for r in got} == expected
+                    for lane in lanes.values():
+                        if lane and lane[0]["id"] in expected:
+                            lane[0]["leased"] = True
+                            leased.append(lane[0]["id"])
+                elif leased:
+                    rid = leased.pop(op[1] % len(leased))
+                    lane = next(lane for lane in lanes.values() if lane and lane[0]["id"] == rid)
+                    if op[0] == "ack":
+                        assert await ob.ack(rid, "w")
+                        lane.pop(0)
+                    else:
+                        _, _, dead, due = op
+                        assert await ob.nack(rid, "w", error="x", next_attempt_at=due, dead=dead)
+                        lane[0].update(state="dead" if dead else "pending", due=due, leased=False)
+        finally:
+            await ob.aclose()
+
+    asyncio.run(run())
