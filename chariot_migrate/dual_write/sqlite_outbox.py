@@ -256,6 +256,18 @@ class SQLiteOutbox:
 
         return await self._read(run)
 
+    async def undelivered_accounts(self, service: str, target: Side) -> frozenset[str]:
+        """Every account of ``service`` with a record toward ``target`` still in the outbox: one
+        query serves every request's hold-back check until the next refresh (the proxy's hot path
+        asks per request; a query per account was a thread hop each)."""
+
+        def run(db: sqlite3.Connection) -> frozenset[str]:
+            rows = db.execute("SELECT DISTINCT account FROM outbox_records WHERE service = ? AND target = ?",
+                              (service, target)).fetchall()
+            return frozenset(r[0] for r in rows)
+
+        return await self._read(run)
+
     async def dead_letters(self, service: str | None = None, limit: int = 100) -> list[ReplayRecord]:
         def run(db: sqlite3.Connection) -> list[ReplayRecord]:
             q = f"SELECT {_COLS} FROM outbox_records WHERE state = 'dead'"

@@ -13,10 +13,12 @@ keeps being served by legacy until they are delivered.
 
 from __future__ import annotations
 
+import asyncio
 import importlib
 import logging
 import time
 from collections.abc import Callable
+from typing import Any
 
 from prometheus_client import Counter
 
@@ -26,10 +28,12 @@ from ..dual_write.records import ReplayRecord
 from ..dual_write.worker import ReplayWorker
 from ..rollout.bucketing import in_cohort
 from ..routes.models import SAFE_METHODS, RoutesFile
+from ..shadow.redact import redact_path
 from ..transport import HttpRequest, HttpResponse, Transport
 from .addons import Exchange
 
 log = logging.getLogger("chariot_migrate.proxy")
+HOLD_BACK_REFRESH_S = 0.25  # how stale "this account still has writes on their way to new" may be
 
 DUAL_WRITES = Counter("dual_write_records_total", "Replay records by outcome at the edge", ["service", "result"])
 HELD_BACK = Counter("dual_write_held_on_legacy_total",
@@ -50,7 +54,7 @@ class _Answered:
         return None
 
 
-def _resolve(ref: str) -> Callable[[], str]:
+def _resolve(ref: str) -> Callable[..., Any]:
     module, _, attr = ref.partition(":")
     return getattr(importlib.import_module(module), attr)
 
@@ -65,6 +69,7 @@ class DualWriteAddon:
         self._shadow = shadow_engine
         self._rules = shadow_rules
         token_fn = _resolve(self.cfg.replay_token) if self.cfg.replay_token else None
+        self._primary_filter = _resolve(self.cfg.primary_filter) if self.cfg.primary_filter else None
         self.worker = ReplayWorker(
             self.outbox, self._transport_for, max_attempts=self.cfg.max_attempts, base_delay_s=self.cfg.base_delay_s,
             max_delay_s=self.cfg.max_delay_s, concurrency=self.cfg.concurrency, timeout_s=self.cfg.timeout_s,
@@ -72,6 +77,8 @@ class DualWriteAddon:
             replay_token_provider=token_fn, on_result=self._on_result if self.cfg.compare else None,
         )
         self._pending_cache: dict[tuple[str, str], tuple[int, float]] = {}
+        self._undelivered: dict[str, tuple[set[str], float]] = {}  # service → (accounts, valid until)
+        self._refreshing: dict[str, asyncio.Future[frozenset[str]]] = {}
 
     def _transport_for(self, service: str, side: str) -> Transport:
         t = self._transports(service, side)
@@ -108,17 +115,36 @@ class DualWriteAddon:
         s = ex.state
         if ex.side != "new" or ex.account is None or s is None or s.dual_write != "on" or ex.decision == "pinned":
             return
-        key = (ex.service or "", ex.account)
-        now = time.monotonic()
-        cached = self._pending_cache.get(key)
-        if cached is None or cached[1] < now:
-            n = await self.outbox.pending_for(ex.service or "", ex.account, "new")
-            self._pending_cache[key] = cached = (n, now + 0.25)
-            if len(self._pending_cache) > 50_000:
-                self._pending_cache.clear()
-        if cached[0] > 0 and ex.other is not None:
+        if await self._undelivered_toward_new(ex.service or "", ex.account) and ex.other is not None:
             ex.side, ex.primary, ex.other, ex.decision = "legacy", ex.other, ex.primary, "draining"
             HELD_BACK.labels(ex.service or "-").inc()
+
+    async def _undelivered_toward_new(self, service: str, account: str) -> bool:
+        """Does the account still have writes on their way to the new side? Answers are at most
+        ``HOLD_BACK_REFRESH_S`` old (plus this process's own appends, seen at once)."""
+        now = time.monotonic()
+        snapshot = getattr(self.outbox, "undelivered_accounts", None)
+        if snapshot is None:  # outboxes without a cheap whole-service view: ask per account
+            key = (service, account)
+            cached = self._pending_cache.get(key)
+            if cached is None or cached[1] < now:
+                n = await self.outbox.pending_for(service, account, "new")
+                self._pending_cache[key] = cached = (n, now + HOLD_BACK_REFRESH_S)
+                if len(self._pending_cache) > 50_000:
+                    self._pending_cache.clear()
+            return cached[0] > 0
+        entry = self._undelivered.get(service)
+        if entry is None or entry[1] < now:
+            refresh = self._refreshing.get(service)
+            if refresh is None:  # one query per refresh, however many requests wait for it
+                refresh = self._refreshing[service] = asyncio.ensure_future(snapshot(service, "new"))
+            try:
+                accounts = set(await asyncio.shield(refresh))
+            finally:
+                if self._refreshing.get(service) is refresh and refresh.done():
+                    del self._refreshing[service]
+            entry = self._undelivered[service] = (accounts, now + HOLD_BACK_REFRESH_S)
+        return account in entry[0]
 
     def needs_body(self, ex: Exchange) -> bool:
         return self.wanted(ex)
@@ -133,22 +159,28 @@ class DualWriteAddon:
             # The replay identity acts *for* the account: name it the way the API expects.
             request = HttpRequest(**{**{f: getattr(request, f) for f in request.__slots__},
                                      "headers": [*request.headers, (header, ex.account)]})
+        primary = ex.response
+        if self._primary_filter is not None:  # e.g. a minted API-key secret never reaches the outbox
+            primary = HttpResponse(primary.status, primary.headers, self._primary_filter(primary.body))
         rec = ReplayRecord.from_exchange(
             service=ex.service or "", account=ex.account or "-", target=target, request=request,
-            response=ex.response, route_id=ex.route.id if ex.route else "",
+            response=primary, route_id=ex.route.id if ex.route else "",
             idempotency_key=ex.request.header("idempotency-key") or "", function=ex.request.function,
         )
         try:
             await self.outbox.append(rec)
         except Exception as e:  # noqa: BLE001 — never claim success for a write we cannot replay
             DUAL_WRITES.labels(ex.service or "-", "append_failed").inc()
-            log.error("dual write: outbox append failed for %s %s: %s", ex.request.method, ex.request.path, e)
+            log.error("dual write: outbox append failed for %s %s: %s", ex.request.method,
+                      redact_path(ex.request.path, ex.request.path_params), e)
             ex.response = HttpResponse(503, [("content-type", "application/json"), ("retry-after", "1")],
                                        b'{"error": "the write was applied but could not be recorded for the other '
                                        b'side; retry it (it is idempotent on the primary)", "side": "' +
                                        ex.side.encode() + b'"}')
             return
         DUAL_WRITES.labels(ex.service or "-", "appended").inc()
+        if target == "new" and (entry := self._undelivered.get(rec.service)) is not None:
+            entry[0].add(rec.account)  # this process's own write: hold the account back at once
         self.worker.notify()
         # Dual-written writes are replay-compared; if the caller did not send one, tell it the key we used.
         ex.extra_headers.append(("x-migrate-replay-id", rec.id))

@@ -243,3 +243,23 @@ def test_claim_returns_exactly_the_due_unleased_lane_heads(tmp_path_factory, ops
             await ob.aclose()
 
     asyncio.run(run())
+
+
+async def test_undelivered_accounts_is_the_per_service_view_of_pending_for(tmp_path):
+    ob = SQLiteOutbox(tmp_path / "outbox.db")
+    try:
+        a = await ob.append(rec("a", target="new"))
+        await ob.append(rec("b", target="legacy"))
+        c = await ob.append(rec("c", target="new"))
+        await ob.append(rec("d", target="new", service="other"))
+        assert await ob.undelivered_accounts("svc", "new") == {"a", "c"}
+        claimed = {r.id for r in await ob.claim("w", 10, lease_s=30)}
+        assert {a.id, c.id} <= claimed
+        assert await ob.ack(a.id, "w")
+        assert await ob.nack(c.id, "w", error="x", next_attempt_at=0, dead=True)
+        # delivered: gone; dead: still undelivered (it blocks its lane until retried)
+        assert await ob.undelivered_accounts("svc", "new") == {"c"}
+        for acct in ("a", "b", "c", "d"):
+            assert (acct in await ob.undelivered_accounts("svc", "new")) == (await ob.pending_for("svc", acct, "new") > 0)
+    finally:
+        await ob.aclose()
