@@ -119,13 +119,23 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--port", type=int, default=0)
     p.add_argument("--workers", type=int, default=1)
     p.add_argument("--client", choices=("aiohttp", "pyreqwest"), default="aiohttp")
+    p.add_argument("--server", choices=("uvicorn", "granian"), default="uvicorn")
     args = p.parse_args(argv)
     os.environ["BARE_UPSTREAM"] = args.upstream.rstrip("/")
     os.environ["BARE_CLIENT"] = args.client
     sock = bind(args.host, args.port)
-    print(json.dumps({"event": "bare.listening", "port": sock.getsockname()[1], "workers": args.workers,
-                      "client": args.client,
-                      "pid": os.getpid()}), flush=True)
+    port = sock.getsockname()[1]
+    if args.server == "granian":
+        # Granian binds by itself: free the port we found (a tiny race, acceptable in a benchmark).
+        sock.close()
+    print(json.dumps({"event": "bare.listening", "port": port, "workers": args.workers,
+                      "client": args.client, "server": args.server, "pid": os.getpid()}), flush=True)
+    if args.server == "granian":
+        from granian import Granian
+
+        Granian("bench.bare_forwarder:create_app", address=args.host, port=port, interface="asgi",
+                workers=args.workers, loop="uvloop", factory=True, log_enabled=False).serve()
+        return
     config = uvicorn.Config("bench.bare_forwarder:create_app", factory=True, workers=args.workers, loop="uvloop",
                             http="httptools", lifespan="on", access_log=False, log_level="warning",
                             server_header=False, date_header=False)

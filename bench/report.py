@@ -140,6 +140,9 @@ def compute_ratios(results: Iterable[ScenarioResult]) -> dict[str, float]:
         "proxy_aiohttp_vs_bare_w2": _rps_ratio(by, "proxy-aiohttp-w2-c50", "bare-w2-c50"),
         "proxy_vs_bare_reqwest_w1": _rps_ratio(by, "proxy-w1-c50", "bare-reqwest-w1-c50"),
         "proxy_vs_bare_reqwest_w2": _rps_ratio(by, "proxy-w2-c50", "bare-reqwest-w2-c50"),
+        "bare_granian_reqwest_vs_bare_reqwest_w1": _rps_ratio(by, "bare-granian-reqwest-w1-c50", "bare-reqwest-w1-c50"),
+        "bare_granian_reqwest_vs_bare_reqwest_cpu_w1": _cpu_ratio(by, "bare-granian-reqwest-w1-c50",
+                                                                  "bare-reqwest-w1-c50"),
     }
     return {k: round(v, 3) for k, v in candidates.items() if v is not None}
 

@@ -111,12 +111,12 @@ def _pythonpath() -> str:
 @dataclass
 class Targets:
     upstream: Child | None = None
-    bare: dict[tuple[int, str], Child] = field(default_factory=dict)  # (workers, client)
+    bare: dict[tuple[int, str, str], Child] = field(default_factory=dict)  # (workers, client, server)
     proxies: dict[tuple[str, int], Child] = field(default_factory=dict)
     proxy_dirs: dict[tuple[str, int], Path] = field(default_factory=dict)
 
     def child(self, s: Scenario) -> Child:
-        child = {"direct": lambda: self.upstream, "bare": lambda: self.bare[(s.workers, s.client)],
+        child = {"direct": lambda: self.upstream, "bare": lambda: self.bare[(s.workers, s.client, s.server)],
                  "proxy": lambda: self.proxies[(s.profile.name, s.workers)]}[s.target]()
         assert child is not None
         return child
@@ -169,11 +169,12 @@ def start_targets(kids: Children, scenarios: list[Scenario], workdir: Path, upst
     t.upstream = kids.start("upstream", [CLI, "example-upstream", "bench", "--port", "0",
                                          "--workers", str(upstream_workers)], env=env)
     up = t.upstream.info["port"]
-    for w, client in sorted({(s.workers, s.client) for s in scenarios if s.target == "bare"}):
-        name = f"bare-w{w}" if client == "aiohttp" else f"bare-{client}-w{w}"
-        t.bare[(w, client)] = kids.launch(name, [sys.executable, "-m", "bench.bare_forwarder", "--upstream",
-                                                 f"http://127.0.0.1:{up}", "--port", "0", "--workers", str(w),
-                                                 "--client", client], cwd=ROOT, env=env)
+    for w, client, server in sorted({(s.workers, s.client, s.server) for s in scenarios if s.target == "bare"}):
+        name = "-".join(["bare", *([server] if server != "uvicorn" else []), *([client] if client != "aiohttp" else []),
+                         f"w{w}"])
+        t.bare[(w, client, server)] = kids.launch(name, [
+            sys.executable, "-m", "bench.bare_forwarder", "--upstream", f"http://127.0.0.1:{up}", "--port", "0",
+            "--workers", str(w), "--client", client, "--server", server], cwd=ROOT, env=env)
     profiles = {s.profile.name: s.profile for s in scenarios if s.target == "proxy"}
     for key in sorted({(s.profile.name, s.workers) for s in scenarios if s.target == "proxy"}):
         profile = profiles[key[0]]
@@ -287,8 +288,8 @@ def profile_targets(targets: Targets, loader: Loader, seconds: float, workdir: P
     out: dict[str, object] = {}
     bare = next(s for s in SCENARIOS if s.name == "bare-w1-c50")
     proxy = next(s for s in SCENARIOS if s.name == "proxy-w1-c50")
-    if (1, "aiohttp") in targets.bare:
-        out["bare_w1"] = profile_target(targets.bare[(1, "aiohttp")], targets.url(bare), loader, seconds,
+    if (1, "aiohttp", "uvicorn") in targets.bare:
+        out["bare_w1"] = profile_target(targets.bare[(1, "aiohttp", "uvicorn")], targets.url(bare), loader, seconds,
                                         workdir / "bare.collapsed", "BareForwarder.__call__ (")
     if (proxy.profile.name, 1) in targets.proxies:
         out["proxy_w1"] = profile_target(targets.proxies[(proxy.profile.name, 1)], targets.url(proxy), loader,

@@ -40,6 +40,7 @@ class Scenario:
     purpose: Literal["throughput", "latency"] = "throughput"
     in_quick: bool = True  # part of `make bench-quick` (the ~30-second run keeps only the core comparison)
     client: str = "aiohttp"  # bare forwarder's upstream client (proxy: set by the profile)
+    server: str = "uvicorn"  # bare forwarder's ASGI server (uvicorn or granian)
 
     @property
     def wired(self) -> bool:
@@ -69,6 +70,9 @@ CLIENT_SCENARIOS: tuple[Scenario, ...] = (
     Scenario("proxy-aiohttp-w1-c50", "proxy", 50, workers=1, profile=AIOHTTP),
     Scenario("bare-reqwest-w2-c50", "bare", 50, workers=2, client="pyreqwest", in_quick=False),
     Scenario("proxy-aiohttp-w2-c50", "proxy", 50, workers=2, profile=AIOHTTP, in_quick=False),
+    # The server's share: the same pyreqwest forwarder under granian (Rust HTTP server) instead of uvicorn.
+    Scenario("bare-granian-reqwest-w1-c50", "bare", 50, workers=1, client="pyreqwest", server="granian",
+             in_quick=False),
 )
 
 # Feature-cost scenarios. A profile with ``wired=False`` is listed in the results as skipped with its
