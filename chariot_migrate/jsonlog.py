@@ -9,16 +9,26 @@ import re
 import sys
 import time
 
-_SECRET_KEY = re.compile(r"secret|token|password|authorization|api[-_]?key|cookie|credential", re.I)
+_SECRET_WORDS = r"secret|token|password|authorization|api[-_]?key|cookie|credential|(?<![a-z])pin(?![a-z])"
+_SECRET_KEY = re.compile(_SECRET_WORDS, re.I)
 _JWT = re.compile(r"eyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]*")
+_BEARER = re.compile(r"(?i)\b(bearer|basic)\s+(?!\[REDACTED)[A-Za-z0-9._~+/=\-]+")
+# `name=value` in free text: a query string or form body quoted in a message.
+_PAIR = re.compile(rf"(?i)(?P<name>[A-Za-z0-9_\-]*(?:{_SECRET_WORDS})[A-Za-z0-9_\-]*)=(?P<value>[^&\s\"',;]+)")
 
 
 def redact_value(key: str, value: object) -> object:
     if _SECRET_KEY.search(key):
         return "[REDACTED]"
     if isinstance(value, str):
-        return _JWT.sub("[REDACTED-JWT]", value)
+        return _redact_text(value)
     return value
+
+
+def _redact_text(text: str) -> str:
+    """A message may quote a URL or an upstream's answer: JWTs, bearer credentials, `token=…`."""
+    text = _BEARER.sub(lambda m: f"{m.group(1)} [REDACTED]", _JWT.sub("[REDACTED-JWT]", text))
+    return _PAIR.sub(lambda m: f"{m.group('name')}=[REDACTED]", text)
 
 
 class JsonFormatter(logging.Formatter):
@@ -32,7 +42,7 @@ class JsonFormatter(logging.Formatter):
             "level": record.levelname.lower(),
             "service": self.service,
             "logger": record.name,
-            "msg": _JWT.sub("[REDACTED-JWT]", record.getMessage()),
+            "msg": _redact_text(record.getMessage()),
         }
         for k, v in (getattr(record, "fields", None) or {}).items():
             doc[k] = redact_value(k, v)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import signal
+import sys
 from urllib.parse import urlparse
 
 import typer
@@ -37,4 +39,9 @@ def run(name: str = typer.Argument(..., help="service name from routes.yaml"), r
           flush=True)
     config = uvicorn.Config(svc.app, factory=True, workers=workers, loop="uvloop", http="httptools",
                             access_log=False, log_level="warning", lifespan="on", timeout_graceful_shutdown=20)
+    # On SIGTERM uvicorn stops accepting, lets requests in flight finish and runs the app's
+    # shutdown (queues flushed), then re-raises the signal, which would end the process with
+    # -SIGTERM after a clean drain: exit 0 instead, as the proxy does. A SIGTERM that arrives
+    # before uvicorn listens exits at once.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     uvicorn.Server(config).run(sockets=[sock])

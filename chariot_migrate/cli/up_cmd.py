@@ -45,6 +45,7 @@ class Child:
         self.popen = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=self._log, text=True,
                                       start_new_session=True)
         self.info: dict[str, Any] = {}
+        self._copier: threading.Thread | None = None
 
     def wait_ready(self, timeout: float = 60) -> dict[str, Any]:
         assert self.popen.stdout is not None
@@ -53,13 +54,24 @@ class Child:
             line = self.popen.stdout.readline()
             if line.startswith("{"):
                 self.info = json.loads(line)
-                # Keep draining stdout so the child never blocks on a full pipe.
-                threading.Thread(target=lambda: [None for _ in self.popen.stdout], daemon=True).start()
+                # Keep draining stdout so the child never blocks on a full pipe; the services log
+                # their JSON events to stdout, so what follows the ready line goes to the log file.
+                self._copier = threading.Thread(target=self._copy_stdout_to_log, daemon=True)
+                self._copier.start()
                 return self.info
             if not line and self.popen.poll() is not None:
                 break
         raise RuntimeError(f"{self.name} did not start; see {self.log_path}:\n"
                            + "".join(self.log_path.read_text().splitlines(True)[-15:]))
+
+    def _copy_stdout_to_log(self) -> None:
+        assert self.popen.stdout is not None
+        for line in self.popen.stdout:
+            try:
+                self._log.write(line)
+                self._log.flush()
+            except ValueError:  # the log was closed by stop(): keep draining, drop the rest
+                continue
 
     def stop(self) -> None:
         if self.popen.poll() is None:
@@ -71,6 +83,8 @@ class Child:
                     os.killpg(self.popen.pid, signal.SIGKILL)
                 except ProcessLookupError:
                     pass
+        if self._copier is not None:
+            self._copier.join(2)  # the last lines a stopping service logged
         self._log.close()
 
 

@@ -11,8 +11,14 @@ dual_write:
   timeout_s: 10
   lease_s: 30               # must exceed timeout_s; a crashed worker's lanes wait this long
   replay_token: "pkg.module:fn"   # returns the bearer token of the trusted replay identity
+  primary_filter: "pkg.module:fn" # fn(body: bytes) -> bytes: the primary's answer as the outbox keeps it
   compare: true             # compare primary vs replay answers in the shadow diff store
 ```
+
+``primary_filter`` exists for answers that show a one-time secret (a minted API key): the outbox
+is durable storage and must not hold it, so the filter replaces it with what the other side
+needs to adopt it (e.g. its salted hash). The filtered answer is also what the replay carries in
+``X-Migrate-Primary-Result`` and what the write comparison sees.
 """
 
 from __future__ import annotations
@@ -35,6 +41,7 @@ class DualWriteConfig(BaseModel):
     # A delivery lease; a worker that dies holding one delays that account's lane this long.
     lease_s: float = Field(30, gt=0)
     replay_token: str | None = None
+    primary_filter: str | None = None
     compare: bool = True
 
     @classmethod

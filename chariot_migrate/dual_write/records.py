@@ -18,6 +18,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from chariot_migrate.shadow.redact import is_sensitive
 from chariot_migrate.transport import Headers, HttpRequest, HttpResponse
 
 Side = Literal["new", "legacy"]
@@ -86,11 +87,12 @@ def new_record_id(now_ms: int | None = None) -> str:
 
 
 def scrub_request_headers(headers: Headers) -> Headers:
-    """Drop credentials, hop-by-hop and control headers; keep order and duplicates."""
+    """Drop credentials (any header named like one, e.g. X-GUARD-API-KEY-SECRET), hop-by-hop and
+    control headers; keep order and duplicates."""
     return [
         (k.lower(), v)
         for k, v in headers
-        if k.lower() not in _DROP_REQUEST_HEADERS and not k.lower().startswith("x-migrate-")
+        if k.lower() not in _DROP_REQUEST_HEADERS and not k.lower().startswith("x-migrate-") and not is_sensitive(k)
     ]
 
 

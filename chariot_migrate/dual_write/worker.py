@@ -30,6 +30,7 @@ from chariot_migrate.dual_write.replay_protocol import (
     next_state,
 )
 from chariot_migrate.observability import metrics as obs
+from chariot_migrate.shadow.redact import redact_body
 from chariot_migrate.transport import HttpResponse, Transport, UpstreamError
 
 log = logging.getLogger("chariot_migrate.dual_write.worker")
@@ -115,7 +116,8 @@ class ReplayWorker:
             else:
                 log.warning("lease on %s lost before ack; it will be redelivered (deduped)", record.id)
             return "delivered"
-        snippet = response.body[:200].decode("utf-8", "replace")
+        # The error is kept in the outbox, logged and shown by `dual-write dead`: redacted first.
+        snippet = redact_body(response.body[:4096], limit=200)
         return await self._failed(record, attempts, outcome, f"HTTP {response.status}: {snippet}")
 
     async def _report(self, record: ReplayRecord, response: HttpResponse) -> None:

@@ -26,7 +26,15 @@ from chariot_migrate.transport import HttpRequest, HttpResponse, UpstreamError
 from .compare import compare_pair
 from .normalise import NormaliseRules
 from .records import HitRecord, PairRecord
-from .redact import redact_body, redact_headers, redact_path_value, redact_query, redact_text
+from .redact import (
+    redact_body,
+    redact_headers,
+    redact_known,
+    redact_path,
+    redact_path_value,
+    redact_query,
+    secrets_in,
+)
 from .report import Report, build_report
 from .store import DiffStore, SQLiteDiffStore
 
@@ -67,6 +75,10 @@ def _body_out(body: bytes, limit: int) -> tuple[str, bool]:
     return redact_body(body, limit=limit), False
 
 
+def _text_of(body: bytes) -> str:
+    return body.decode("utf-8", "replace")
+
+
 def _body_in(text: str, is_b64: bool) -> bytes:
     return base64.b64decode(text) if is_b64 else text.encode()
 
@@ -97,12 +109,16 @@ class CaptureWriter:
         rec = CaptureRecord(
             ts=time.time(), service=service, route=route, side=side,
             latency_ms=None if latency_s is None else round(latency_s * 1000, 3),
-            request=CapturedRequest(method=request.method, path=redact_text(request.path), query=redact_query(request.query),
-                                    headers=redact_headers(request.headers), body=req_body, body_base64=req_b64),
+            request=CapturedRequest(method=request.method, path=redact_path(request.path, request.path_params),
+                                    query=redact_query(request.query), headers=redact_headers(request.headers),
+                                    body=req_body, body_base64=req_b64),
             response=CapturedResponse(status=response.status, headers=redact_headers(response.headers),
                                       body=resp_body, body_base64=resp_b64),
         )
-        line = rec.model_dump_json() + "\n"
+        # A credential known by its place in one part (the webhook pin in a key of the answer) also
+        # leaves the other parts (the pin as the request body's `value`).
+        known = secrets_in(_text_of(request.body), _text_of(response.body), path_params=request.path_params)
+        line = redact_known(rec.model_dump_json(), known) + "\n"
         with self._lock:
             if self._file is None:
                 return False

@@ -24,7 +24,15 @@ from chariot_migrate.transport import HttpRequest, HttpResponse, Transport, Upst
 from .compare import Comparison, SignatureHit, compare_pair, to_normalised
 from .normalise import NormaliseRules
 from .records import HitRecord, PairRecord
-from .redact import redact_body, redact_headers, redact_path_value, redact_query, redact_text
+from .redact import (
+    redact_body,
+    redact_headers,
+    redact_known,
+    redact_path,
+    redact_path_value,
+    redact_query,
+    secrets_in,
+)
 from .store import DiffStore
 
 __all__ = ["ShadowEngine", "ShadowJob", "compare_pair", "Comparison", "SHADOW_HEADER"]
@@ -272,7 +280,7 @@ class ShadowEngine:
             "legacy_value": self._short(redact_path_value(d.path, d.left)),
             "new_value": self._short(redact_path_value(d.path, d.right)),
             "method": req.method,
-            "request_path": redact_text(req.path),
+            "request_path": redact_path(req.path, req.path_params),
             "query": redact_query(req.query),
             "request_headers": redact_headers(req.headers),
             "primary_side": job.primary_side,
@@ -286,7 +294,10 @@ class ShadowEngine:
                 ex[f"{side}_status"] = outcome.status
                 ex[f"{side}_body"] = redact_body(outcome.body, limit=self.body_limit)
             ex[f"{side}_latency_ms"] = round(lat * 1000, 3)
-        return ex
+        # A credential known by its place in a body (a webhook pin in a key) also leaves the
+        # differing values, which carry no such context on their own.
+        bodies = [o.body.decode("utf-8", "replace") for o, _, _ in by_side.values() if not isinstance(o, BaseException)]
+        return redact_known(ex, secrets_in(*bodies, path_params=req.path_params))
 
     def _short(self, value: Any) -> Any:
         if isinstance(value, dict | list):

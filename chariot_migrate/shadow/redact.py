@@ -2,28 +2,43 @@
 
 Rules: Authorization, Cookie, Set-Cookie, X-GUARD-API-KEY-SECRET, and any header, query
 parameter or JSON field whose name contains secret|token|password|apikey|api_key|authorization|
-credential (any case) lose their value; JWT-looking strings and bearer credentials anywhere are
-replaced. Redact *before* truncating, so a cut can never leave half a secret behind.
+credential|hook, or is a pin (any case) lose their value; JWT-looking strings and bearer
+credentials anywhere are replaced. Redact *before* truncating, so a cut can never leave half a
+secret behind.
+
+Some credentials are known by where they sit rather than by a field name: a path parameter with a
+sensitive name (the webhook's ``/hook/{principal}/{pin}``) and a composite-key segment that names
+one (``#account#<owner>#hook#<pin>``). ``secrets_in`` collects those values from a whole record
+(request and response) and ``redact_known`` removes them wherever else they appear in it — e.g.
+the webhook row's ``value`` next to its key.
 """
 
 from __future__ import annotations
 
 import json
 import re
+from collections.abc import Mapping
 from typing import Any
 from urllib.parse import parse_qsl, quote
 
 REDACTED = "[REDACTED]"
 
-SENSITIVE_NAME = re.compile(
-    r"secret|token|passw(?:or)?d|api[-_]?key|authori[sz]ation|credential|cookie|session|private[-_]?key",
+_SENSITIVE_WORDS = (r"secret|token|passw(?:or)?d|api[-_]?key|authori[sz]ation|credential|cookie|session|"
+                    r"private[-_]?key|hook|(?<![a-z])pin(?![a-z])")
+SENSITIVE_NAME = re.compile(_SENSITIVE_WORDS, re.IGNORECASE)
+# `#<sensitive name>#<value>` inside a composite key (Chariot: `#account#<owner>#hook#<pin>`).
+_KEY_SEGMENT = re.compile(
+    rf"#(?P<name>[A-Za-z0-9_\-]*(?:{_SENSITIVE_WORDS})[A-Za-z0-9_\-]*)#(?P<value>[^#\s\"'&,;}}\\]+)",
     re.IGNORECASE,
 )
+_MIN_KNOWN = 6  # shorter values would erase ordinary text
 _JWT = re.compile(r"eyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_\-+/=]*")
 _BEARER = re.compile(r"\b(Bearer|Basic)\s+[A-Za-z0-9._~+/=\-]+", re.IGNORECASE)
 # name=value / "name": "value" / name: value in free text (form bodies, logs, error messages)
 _TEXT_PAIR = re.compile(
-    r"""(?P<name>["']?[A-Za-z0-9_\-]*(?:secret|token|passw(?:or)?d|api[-_]?key|authori[sz]ation|credential|cookie)[A-Za-z0-9_\-]*["']?)"""
+    r"""(?P<name>["']?[A-Za-z0-9_\-]*"""
+    r"""(?:secret|token|passw(?:or)?d|api[-_]?key|authori[sz]ation|credential|cookie|(?<![a-z])pin(?![a-z]))"""
+    r"""[A-Za-z0-9_\-]*["']?)"""
     r"""(?P<sep>\s*[:=]\s*)(?P<q>["']?)(?P<value>[^"'&\s,;}]+)""",
     re.IGNORECASE,
 )
@@ -36,7 +51,41 @@ def is_sensitive(name: str) -> bool:
 def redact_text(text: str) -> str:
     text = _JWT.sub(REDACTED, text)
     text = _BEARER.sub(lambda m: f"{m.group(1)} {REDACTED}", text)
+    text = _KEY_SEGMENT.sub(lambda m: f"#{m.group('name')}#{REDACTED}", text)
     return _TEXT_PAIR.sub(lambda m: f"{m.group('name')}{m.group('sep')}{m.group('q')}{REDACTED}", text)
+
+
+def secrets_in(*texts: str, path_params: Mapping[str, str] | None = None) -> frozenset[str]:
+    """Credentials known by their place: values of sensitively named path parameters and of
+    composite-key segments that name a secret (see the module doc)."""
+    found = {v for k, v in (path_params or {}).items() if is_sensitive(k)}
+    for text in texts:
+        found.update(m.group("value") for m in _KEY_SEGMENT.finditer(text))
+    return frozenset(v for v in found if v and len(v) >= _MIN_KNOWN)
+
+
+def redact_known(value: Any, known: frozenset[str] | set[str]) -> Any:
+    """Replace every occurrence of the ``known`` secret values (plain or URL-encoded) in a string
+    or JSON-like value."""
+    if not known:
+        return value
+    if isinstance(value, dict):
+        return {k: redact_known(v, known) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [redact_known(v, known) for v in value]
+    if isinstance(value, str):
+        for secret in sorted(known, key=len, reverse=True):
+            value = value.replace(secret, REDACTED)
+            encoded = quote(secret, safe="")
+            if encoded != secret:
+                value = value.replace(encoded, REDACTED)
+        return value
+    return value
+
+
+def redact_path(path: str, path_params: Mapping[str, str] | None = None) -> str:
+    """A request path for storing: sensitive path parameters (``{pin}``) and text rules."""
+    return redact_text(redact_known(path, secrets_in(path_params=path_params)))
 
 
 def redact_value(value: Any, name: str | None = None) -> Any:
@@ -82,6 +131,7 @@ def redact_body(body: bytes | str | None, *, limit: int = 4096) -> str:
         out = redact_text(text)
     else:
         out = json.dumps(redact_value(parsed), separators=(",", ":"), ensure_ascii=False)
+    out = redact_known(out, secrets_in(text))  # e.g. a webhook row's `value`, named by its key
     if len(out) > limit:
         out = out[:limit] + f"…[truncated {len(out) - limit} chars]"
     return out

@@ -52,6 +52,7 @@ class Stack:
     env: dict[str, str]  # PRAETORIAN_CLI_* from demo.env
     log: Path
     process_env: dict[str, str] = field(default_factory=dict)  # what `up` (and its children) got
+    stdout: list[str] = field(default_factory=list)  # `up`'s stdout so far (kept for the secret scan)
 
     @property
     def api(self) -> str:
@@ -141,7 +142,7 @@ def start_stack(workdir: Path, mode: StackMode, timeout: float = 90, routes: Pat
     deadline = time.time() + timeout
     while not ready and time.time() < deadline and proc.poll() is None:
         time.sleep(0.1)
-    stack = Stack(proc, dict(ready), state_dir, state_url, {}, log, env)
+    stack = Stack(proc, dict(ready), state_dir, state_url, {}, log, env, lines)
     if not ready:
         stack.stop()
         raise RuntimeError(f"chariot-migrate up did not become ready (rc={proc.poll()}):\n"

@@ -27,6 +27,8 @@ class CapabilitiesSettings(ChariotSettings):
     risk_url: str | None = None  # risk-assessment (risks)
     schedule_interval_s: float = 30.0  # how often due schedules are checked; 0 disables the loop
     peer_timeout_s: float = 5.0
+    # SIGTERM: running and queued jobs get this long to finish (inside Kubernetes' 30 s grace period).
+    shutdown_grace_s: float = 20.0
 
     @classmethod
     def from_env(cls, service: str = "capabilities", env=None, **overrides):  # type: ignore[override]
@@ -64,7 +66,7 @@ def create_app(settings: CapabilitiesSettings | None = None, *, peers: object | 
             with contextlib.suppress(asyncio.CancelledError):
                 await app.state.scheduler
         if getattr(app.state, "jobs", None) is not None:
-            await app.state.jobs.stop()
+            await app.state.jobs.stop(settings.shutdown_grace_s)
         if isinstance(getattr(app.state, "peers", None), HttpPeers):
             await app.state.peers.aclose()
 

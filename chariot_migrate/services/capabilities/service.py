@@ -88,7 +88,15 @@ class JobService:
         while self._tasks:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
 
-    async def stop(self) -> None:
+    async def stop(self, grace_s: float = 0.0) -> None:
+        """Graceful shutdown: jobs already started get ``grace_s`` to finish (a job cancelled
+        mid-saga would stay queued or running until a restart resumes it); then the rest is
+        cancelled."""
+        if grace_s > 0 and self._tasks:
+            try:
+                await asyncio.wait_for(self.drain(), grace_s)
+            except TimeoutError:
+                log.warning("jobs still running at shutdown are cancelled", extra={"jobs": len(self._tasks)})
         for t in list(self._tasks):
             t.cancel()
         await asyncio.gather(*list(self._tasks), return_exceptions=True)

@@ -252,7 +252,11 @@ class InProcessBus:
         """Wait until every published event has been handled (tests, graceful shutdown)."""
         await asyncio.gather(*(s.queue.join() for s in self._subs))
 
-    async def stop(self) -> None:
+    async def stop(self, grace_s: float = 5.0) -> None:
+        """Handle what is queued (up to ``grace_s``: nothing else keeps in-process events), then stop."""
+        if self._tasks and grace_s > 0:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.drain(), grace_s)
         for t in self._tasks:
             t.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)

@@ -13,19 +13,22 @@ from typing import Any, TextIO
 from .context import correlation_id_var, trace_context_var
 
 # Keys whose values are never written, at any depth of an event's extra fields.
-SECRET_KEY_PATTERN = re.compile(
-    r"(authorization|cookie|secret|password|passwd|token|api[-_]?key|private[-_]?key|credential)", re.I
-)
+_SECRET_WORDS = (r"authorization|cookie|secret|password|passwd|token|api[-_]?key|private[-_]?key|credential|"
+                 r"(?<![a-z])pin(?![a-z])")
+SECRET_KEY_PATTERN = re.compile(f"({_SECRET_WORDS})", re.I)
 REDACTED = "[REDACTED]"
 _BEARER = re.compile(r"(?i)\b(bearer|basic)\s+[A-Za-z0-9._~+/=\-]+")
 _JWT = re.compile(r"\beyJ[A-Za-z0-9_\-]+\.[A-Za-z0-9_\-]+\.[A-Za-z0-9_\-]*")
+# `name=value` in free text: a query string in a library's line ("HTTP Request: GET …?pin=…").
+_QUERY_PAIR = re.compile(rf"(?i)(?P<name>[A-Za-z0-9_\-]*(?:{_SECRET_WORDS})[A-Za-z0-9_\-]*)=(?P<value>[^&\s\"',;]+)")
 
 # LogRecord attributes that are not user "extra" fields.
 _RESERVED = set(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message", "asctime", "taskName"}
 
 
 def redact_text(text: str) -> str:
-    return _JWT.sub(REDACTED, _BEARER.sub(lambda m: f"{m.group(1)} {REDACTED}", text))
+    text = _JWT.sub(REDACTED, _BEARER.sub(lambda m: f"{m.group(1)} {REDACTED}", text))
+    return _QUERY_PAIR.sub(lambda m: f"{m.group('name')}={REDACTED}", text)
 
 
 def redact(value: Any, key: str | None = None) -> Any:

@@ -45,6 +45,7 @@ def test_scrub_drops_credentials_hop_by_hop_and_control_headers():
     headers = [
         ("Authorization", "Bearer secret"),
         ("Cookie", "s=1"),
+        ("X-GUARD-API-KEY-SECRET", "k"),
         ("Content-Type", "application/json"),
         ("X-Migrate-Target", "new"),
         ("Connection", "keep-alive"),

@@ -13,7 +13,7 @@ from chariot_migrate.services.kit.context import (
     parse_traceparent,
     trace_context_var,
 )
-from chariot_migrate.services.kit.logs import JsonFormatter, redact
+from chariot_migrate.services.kit.logs import JsonFormatter, redact, redact_text
 
 hex_str = lambda n: st.text("0123456789abcdef", min_size=n, max_size=n)  # noqa: E731
 
@@ -91,3 +91,10 @@ def test_json_formatter_writes_one_line_with_ids_and_redacts():
     assert event["service"] == "svc" and event["correlation_id"] == "corr-9" and event["route"] == "/x"
     assert event["level"] == "warning"
     assert "zzz" not in lines[0] and "abc.def.ghi" not in lines[0]
+
+
+def test_redact_text_hides_credentials_in_a_quoted_url():
+    line = 'HTTP Request: GET http://n/internal/api/hook?account=a%40x.com&pin=5f20-76ad&spin=1 "HTTP/1.1 200 OK"'
+    assert redact_text(line) == ('HTTP Request: GET http://n/internal/api/hook?account=a%40x.com&pin=[REDACTED]'
+                                 '&spin=1 "HTTP/1.1 200 OK"')
+    assert redact_text("access_token=abc&page=2") == "access_token=[REDACTED]&page=2"

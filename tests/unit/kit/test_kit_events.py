@@ -150,3 +150,31 @@ async def test_idempotent_wrapper_applies_each_event_once():
     with pytest.raises(RuntimeError):
         await idempotent(failing, store)(e2)
     assert not await store.is_processed(e2.id)  # a failed attempt is not remembered
+
+
+async def test_in_process_bus_stop_handles_what_is_queued_first():
+    """Graceful shutdown: in-process events live nowhere else, so stop() handles the queue before
+    it stops the workers (bounded: a stuck handler is cancelled after the grace period)."""
+    bus = InProcessBus()
+    handled: list[str] = []
+
+    async def slow(e):
+        await asyncio.sleep(0.01)
+        handled.append(e.data["name"])
+
+    bus.subscribe("g", ["asset.discovered"], slow)
+    await bus.start()
+    for i in range(5):
+        await bus.publish(Event.new("asset.discovered", "a@x", {"key": f"#asset#a#{i}", "dns": "a", "name": str(i)}))
+    await bus.stop()
+    assert handled == ["0", "1", "2", "3", "4"]
+
+    stuck = InProcessBus()
+
+    async def forever(e):
+        await asyncio.Event().wait()
+
+    stuck.subscribe("g", ["asset.discovered"], forever)
+    await stuck.start()
+    await stuck.publish(Event.new("asset.discovered", "a@x", GOOD["asset.discovered"]))
+    await asyncio.wait_for(stuck.stop(grace_s=0.1), 2)

@@ -4,10 +4,13 @@ from chariot_migrate.shadow.redact import (
     REDACTED,
     redact_body,
     redact_headers,
+    redact_known,
+    redact_path,
     redact_path_value,
     redact_query,
     redact_text,
     redact_value,
+    secrets_in,
 )
 
 JWT = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJhbGljZUBleGFtcGxlLmNvbSJ9.c2lnbmF0dXJlLXNpZ25hdHVyZQ"
@@ -55,3 +58,23 @@ def test_path_values():
     assert redact_path_value("header:authorization", "Bearer x") == REDACTED
     assert redact_path_value("$.name", "plain") == "plain"
     assert redact_path_value("$.note", JWT) == REDACTED
+
+
+PIN = "7e97c5a8-6d06-4173-a714-15a969036d83"
+
+
+def test_a_credential_in_a_path_parameter_or_a_composite_key():
+    assert redact_path(f"/hook/ZGVtbw/{PIN}", {"principal": "ZGVtbw", "pin": PIN}) == f"/hook/ZGVtbw/{REDACTED}"
+    assert redact_path("/account/bob@example.com", {"member": "bob@example.com"}) == "/account/bob@example.com"
+    # A webhook row: the pin in the key names it; the same value under `value` goes too.
+    row = {"key": f"#account#demo@example.com#hook#{PIN}", "value": PIN, "member": "hook"}
+    out = json.loads(redact_body(json.dumps([row]).encode()))[0]
+    assert out == {"key": f"#account#demo@example.com#hook#{REDACTED}", "value": REDACTED, "member": "hook"}
+    # …also when the value sits in another part of the record (a request body next to the answer).
+    known = secrets_in('{"value": "x"}', json.dumps(row))
+    assert known == {PIN} and redact_known({"value": PIN, "n": [f"a {PIN}"]}, known) == {"value": REDACTED,
+                                                                                           "n": [f"a {REDACTED}"]}
+    # Ordinary keys and names that merely contain the letters stay.
+    assert redact_text("#asset#spin.example.com#10.0.0.1") == "#asset#spin.example.com#10.0.0.1"
+    assert redact_value({"pin": "1234", "spinner": "x", "webhook": "https://h/x"}) == {
+        "pin": REDACTED, "spinner": "x", "webhook": REDACTED}
