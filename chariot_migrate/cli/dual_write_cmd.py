@@ -174,14 +174,26 @@ def _migration(cfg, service: str):
     raise ControlError(f"{module} has no MIGRATION object")
 
 
+def _endpoint(cfg) -> str | None:
+    return cfg.legacy.endpoint_url or os.environ.get("CHARIOT_MIGRATE_LEGACY_ENDPOINT_URL") or \
+        os.environ.get("AWS_ENDPOINT_URL")
+
+
 def _tables(cfg, migration) -> tuple[Any, dict[str, Any]]:
     import boto3
 
-    endpoint = cfg.legacy.endpoint_url or os.environ.get("CHARIOT_MIGRATE_LEGACY_ENDPOINT_URL") or \
-        os.environ.get("AWS_ENDPOINT_URL")
+    endpoint = _endpoint(cfg)
     ddb = boto3.resource("dynamodb", region_name=cfg.legacy.region, **({"endpoint_url": endpoint} if endpoint else {}))
     legacy = ddb.Table(cfg.legacy.table or os.environ.get("CHARIOT_TABLE", "chariot"))
     return legacy, {t.name: ddb.Table(t.name) for t in migration.new_tables}
+
+
+def _tables_changed(cfg, migration) -> None:
+    """The service's tables were written around the service: let it drop what it has cached
+    (the mapper's optional ``tables_changed`` hook), and say so."""
+    hook = getattr(migration, "tables_changed", None)
+    if hook is not None:
+        console.print(hook(_endpoint(cfg)), highlight=False)
 
 
 @data_app.command("backfill")
@@ -204,8 +216,11 @@ def backfill(service: str, rate: float = typer.Option(None, "--rate", help="item
             bar.update(task, completed=p.scanned, total=p.estimated_total,
                        description=f"backfill {service}: {p.written} written, {p.skipped_existing} already there")
 
-        res = run(mig, legacy, new, FileCheckpointStore(checkpoints), rate_limit_per_s=rate, progress=progress,
-                  segments=segments)
+        try:
+            res = run(mig, legacy, new, FileCheckpointStore(checkpoints), rate_limit_per_s=rate,
+                      progress=progress, segments=segments)
+        finally:  # an interrupted backfill has written too
+            _tables_changed(cfg, mig)
     console.print(f"{service}: scanned {res.scanned}, wrote {res.written}, already present {res.skipped_existing}"
                   f"{' (resumed)' if res.resumed else ''} in {res.elapsed_s:.1f}s")
 
@@ -253,6 +268,8 @@ def repair(service: str, source: str = typer.Option(..., "--source", help="legac
     legacy, new = _tables(cfg, mig)
     found = run_verify(mig, legacy, new)
     res = run_repair(mig, found, legacy, new, source=source, dry_run=dry_run)  # type: ignore[arg-type]
+    if not dry_run and source == "legacy":  # repairs from "new" write the legacy table only
+        _tables_changed(cfg, mig)
     verb = "would apply" if dry_run else "applied"
     console.print(f"{service}: {verb} {len(res.actions)} repair(s) from {source}; {len(res.errors)} error(s)")
     for a in res.actions[:20]:

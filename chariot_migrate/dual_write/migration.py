@@ -46,7 +46,9 @@ class ServiceMigration(Protocol):
     Optional attributes the engine reads with defaults: ``ignore_fields: list[str]`` (field
     paths left out of verify, e.g. ``updated`` or ``meta.*.ts``), ``compare_fields:
     list[str] | None`` (compare only these top-level fields), ``legacy_sort_key: str`` (the
-    legacy sort-key attribute the prefixes apply to; default: the table's range key).
+    legacy sort-key attribute the prefixes apply to; default: the table's range key), and
+    ``tables_changed(endpoint_url) -> str`` (called by ``data backfill``/``repair`` after they
+    wrote the new tables, so the service can drop cached reads; returns a line for the operator).
     """
 
     service: str

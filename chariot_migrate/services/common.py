@@ -24,6 +24,7 @@ import json
 import logging
 import os
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, TypeVar
 
@@ -51,7 +52,6 @@ from .kit import (
     InProcessBus,
     KeySource,
     MembershipLookup,
-    ReadThroughCache,
     RedisStreamsBus,
     Repository,
     ServiceClient,
@@ -66,6 +66,7 @@ from .kit.auth import ROLE_RANK
 from .kit.cache import TTLCache
 from .kit.ready import bus_check, dynamodb_tables_check, redis_check
 from .kit.repository import deserialize_item, serialize_item
+from .read_cache import service_cache
 
 log = logging.getLogger("chariot.services")
 M = TypeVar("M", bound=BaseModel)
@@ -93,6 +94,11 @@ class ChariotSettings(ServiceSettings):
     # at once (the cache only absorbs bursts of one client's calls).
     membership_cache_seconds: float = 1.0
     page_size: int = 1000  # GET /my page size (legacy: CHARIOT_PAGE_SIZE)
+    # app.state.cache: entries live this long per instance (L1) and in Redis (L2). Writes through
+    # the service invalidate at once; the L2 TTL (+ L1) bounds how long a write made around the
+    # service that does not invalidate can stay unseen.
+    cache_l1_ttl_seconds: float = 5.0
+    cache_l2_ttl_seconds: float = 60.0
 
     @classmethod
     def from_env(cls, service: str, env: Mapping[str, str] | None = None, **overrides: Any):  # type: ignore[override]
@@ -330,13 +336,31 @@ def bucketize(items: Sequence[Mapping[str, Any]], last: Mapping[str, Any] | None
     return plain(out)
 
 
-def query_my(client: Any, table: str, request: Request, username: str, *, page_size: int) -> dict[str, Any]:
-    """``GET /my?key=#prefix…`` (with ``exact``, ``to``, ``desc``, ``label``, ``global``, ``offset``)
-    over a ``(username, key)`` table; ``field:value`` terms are a filtered partition scan.
+@dataclass(frozen=True, slots=True)
+class MyQuery:
+    """A parsed ``GET /my`` request (see :func:`parse_my_query`)."""
 
-    Blocking (boto3): call it through ``anyio.to_thread.run_sync``. ``username`` is the caller's
-    account; ``global=true`` switches to the shared ``global`` partition like the legacy.
-    """
+    username: str  # the partition read: the caller's account, or ``global``
+    term: str  # ``#prefix…`` (a key condition) or ``field:value`` (a filtered partition scan)
+    exact: bool = False
+    desc: bool = False
+    to: str | None = None  # upper bound of a key range
+    label: str = ""  # kind a field:value search is limited to (lowercase)
+    start: dict[str, Any] | None = None  # ExclusiveStartKey from ``offset``
+    field_filter: tuple[str, str] | None = None
+
+    @property
+    def key_prefix(self) -> str:
+        """The ``begins_with`` prefix of a field:value scan or of a ``#prefix…`` term."""
+        if self.field_filter is not None:
+            return f"#{self.label}#" if self.label else "#"
+        return self.term
+
+
+def parse_my_query(request: Request, username: str) -> MyQuery:
+    """``GET /my?key=#prefix…`` (with ``exact``, ``to``, ``desc``, ``label``, ``global``, ``offset``),
+    with the legacy's 400s. ``username`` is the caller's account; ``global=true`` switches to the
+    shared ``global`` partition like the legacy."""
     term = param(request, "key")
     if not term:
         raise bad_request(KEY_REQUIRED_MESSAGE)
@@ -345,50 +369,61 @@ def query_my(client: Any, table: str, request: Request, username: str, *, page_s
     start = parse_offset(param(request, "offset"), username)
     exact, desc = param_flag(request, "exact"), param_flag(request, "desc")
     label = (param(request, "label") or "").lower()
-    names = {"#u": "username"}
-    values: dict[str, Any] = {":u": {"S": username}}
-    cond = "#u = :u"
-    field_filter: tuple[str, str] | None = None
     if term.startswith("#"):
-        names["#k"] = "key"
-        to = param(request, "to")
-        if exact:
-            cond += " AND #k = :k"
-            values[":k"] = {"S": term}
-        elif to:
-            cond += " AND #k BETWEEN :k AND :to"
-            values.update({":k": {"S": term}, ":to": {"S": to}})
-        else:
-            cond += " AND begins_with(#k, :k)"
-            values[":k"] = {"S": term}
+        return MyQuery(username, term, exact, desc, param(request, "to"), label, start)
+    field, sep, value = term.partition(":")
+    if not sep or not field:
+        raise bad_request("key must be a key prefix starting with '#' or field:value")
+    return MyQuery(username, term, exact, desc, None, label, start, (field, value))
+
+
+def filter_my_items(items: list[dict[str, Any]], q: MyQuery) -> list[dict[str, Any]]:
+    """What ``GET /my`` keeps of the rows its key condition read (pure)."""
+    if q.field_filter is not None:
+        f, v = q.field_filter
+        return [i for i in items if i.get(f) is not None and (str(i[f]) == v if q.exact else str(i[f]).startswith(v))]
+    if q.label:
+        return [i for i in items if kind_of(str(i["key"])) == q.label]
+    return items
+
+
+def run_my_query(client: Any, table: str, q: MyQuery, *, page_size: int) -> dict[str, Any]:
+    """One page of ``q`` from DynamoDB. Blocking (boto3): call it through ``anyio.to_thread``."""
+    names = {"#u": "username", "#k": "key"}
+    values: dict[str, Any] = {":u": {"S": q.username}}
+    cond = "#u = :u"
+    if q.field_filter is None and q.exact:
+        cond += " AND #k = :k"
+        values[":k"] = {"S": q.term}
+    elif q.field_filter is None and q.to:
+        cond += " AND #k BETWEEN :k AND :to"
+        values.update({":k": {"S": q.term}, ":to": {"S": q.to}})
     else:
-        field, sep, value = term.partition(":")
-        if not sep or not field:
-            raise bad_request("key must be a key prefix starting with '#' or field:value")
-        names["#k"] = "key"
         cond += " AND begins_with(#k, :k)"
-        values[":k"] = {"S": f"#{label}#" if label else "#"}
-        field_filter = (field, value)
+        values[":k"] = {"S": q.key_prefix}
     kwargs: dict[str, Any] = {
         "TableName": table,
         "KeyConditionExpression": cond,
         "ExpressionAttributeNames": names,
         "ExpressionAttributeValues": values,
-        "ScanIndexForward": not desc,
+        "ScanIndexForward": not q.desc,
         "Limit": page_size,
     }
-    if start:
-        kwargs["ExclusiveStartKey"] = {"username": {"S": username}, "key": {"S": start["key"]}}
+    if q.start:
+        kwargs["ExclusiveStartKey"] = {"username": {"S": q.username}, "key": {"S": q.start["key"]}}
     resp = client.query(**kwargs)
-    items = [deserialize_item(r) for r in resp.get("Items", [])]
-    if field_filter is not None:
-        f, v = field_filter
-        items = [i for i in items if i.get(f) is not None and (str(i[f]) == v if exact else str(i[f]).startswith(v))]
-    elif label:
-        items = [i for i in items if kind_of(str(i["key"])) == label]
+    items = filter_my_items([deserialize_item(r) for r in resp.get("Items", [])], q)
     raw_last = resp.get("LastEvaluatedKey")
     last = {k: v.get("S") for k, v in raw_last.items()} if raw_last else None
     return bucketize(items, last)
+
+
+def query_my(client: Any, table: str, request: Request, username: str, *, page_size: int) -> dict[str, Any]:
+    """``GET /my`` over a ``(username, key)`` table: :func:`parse_my_query` + :func:`run_my_query`.
+
+    Blocking (boto3): call it through ``anyio.to_thread.run_sync``.
+    """
+    return run_my_query(client, table, parse_my_query(request, username), page_size=page_size)
 
 
 class PlainStore:
@@ -397,7 +432,8 @@ class PlainStore:
 
     ``table_names`` maps each declared table name to its real (possibly prefixed) name; call the
     methods through ``anyio.to_thread``. The legacy drops empty GSI attributes (status, source,
-    dns) on write; so does this.
+    dns) on write; so does this. ``after_write(table, username, key)``, when set, is called after
+    every successful ``put``/``delete`` (the hook read caches invalidate from).
     """
 
     GSI_FIELDS = ("status", "source", "dns")
@@ -405,6 +441,7 @@ class PlainStore:
     def __init__(self, client: Any, table_names: Mapping[str, str]) -> None:
         self.client = client
         self.names = dict(table_names)
+        self.after_write: Callable[[str, str, str], None] | None = None
 
     @classmethod
     def from_app(cls, app: FastAPI) -> Any:
@@ -428,26 +465,41 @@ class PlainStore:
         for f in self.GSI_FIELDS:
             if f in stored and (not isinstance(stored[f], str) or stored[f] == ""):
                 stored.pop(f)
-        self.client.put_item(TableName=self.table(table), Item=serialize_item(stored))
+        try:
+            self.client.put_item(TableName=self.table(table), Item=serialize_item(stored))
+        finally:  # a failed call may still have written (a timeout after the write): invalidate anyway
+            self._written(table, str(item.get("username", "")), str(item.get("key", "")))
         return dict(item)
 
     def delete(self, table: str, username: str, key: str) -> dict[str, Any] | None:
-        resp = self.client.delete_item(
-            TableName=self.table(table), Key=self._key(username, key), ReturnValues="ALL_OLD"
-        )
+        try:
+            resp = self.client.delete_item(
+                TableName=self.table(table), Key=self._key(username, key), ReturnValues="ALL_OLD"
+            )
+        finally:
+            self._written(table, username, key)
         raw = resp.get("Attributes")
         return deserialize_item(raw) if raw else None
 
+    def _written(self, table: str, username: str, key: str) -> None:
+        if self.after_write is not None:
+            self.after_write(table, username, key)
+
     def query_all(self, table: str, username: str, prefix: str, *, limit: int | None = None,
                   descending: bool = False) -> list[dict[str, Any]]:
+        """Rows of ``username`` whose key starts with ``prefix`` (``""``: the whole partition)."""
         out: list[dict[str, Any]] = []
         start = None
+        cond, names, values = "#u = :u", {"#u": "username"}, {":u": {"S": username}}
+        if prefix:  # DynamoDB rejects an empty begins_with operand
+            cond += " AND begins_with(#k, :p)"
+            names["#k"], values[":p"] = "key", {"S": prefix}
         while True:
             kwargs: dict[str, Any] = {
                 "TableName": self.table(table),
-                "KeyConditionExpression": "#u = :u AND begins_with(#k, :p)",
-                "ExpressionAttributeNames": {"#u": "username", "#k": "key"},
-                "ExpressionAttributeValues": {":u": {"S": username}, ":p": {"S": prefix}},
+                "KeyConditionExpression": cond,
+                "ExpressionAttributeNames": names,
+                "ExpressionAttributeValues": values,
                 "ScanIndexForward": not descending,
             }
             if start:
@@ -749,7 +801,7 @@ def create_chariot_app(
                 app.state.bus.subscribe(group, types, bound)
             else:
                 app.state.bus.subscribe(group, types, handler)
-        app.state.cache = ReadThroughCache(app.state.redis, namespace=f"{settings.table_prefix}{name}:cache")
+        app.state.cache = service_cache(app.state.redis, name, settings)
         await app.state.cache.start()
         await _setup_auth(app, settings, name, aws_client, membership)
         app.state.ready_checks["dynamodb"] = dynamodb_tables_check(
@@ -763,13 +815,18 @@ def create_chariot_app(
         # After the service's own startup hooks: handlers may need what those hooks create.
         await app.state.bus.start()
 
-    async def shutdown(app: FastAPI) -> None:
+    async def stop_bus(app: FastAPI) -> None:
+        # First on shutdown: no new events are taken, the ones being handled finish.
+        if getattr(app.state, "bus", None) is not None:
+            await app.state.bus.stop()
+
+    async def close_clients(app: FastAPI) -> None:
+        # Last: the service's own shutdown hooks (e.g. capabilities finishing its jobs, which
+        # publish job.completed) still have Redis, the cache and the membership client.
         if getattr(app.state, "membership_client", None) is not None:
             await app.state.membership_client.aclose()
         if getattr(app.state, "cache", None) is not None:
             await app.state.cache.stop()
-        if getattr(app.state, "bus", None) is not None:
-            await app.state.bus.stop()
         if getattr(app.state, "redis", None) is not None:
             await app.state.redis.aclose()
 
@@ -778,7 +835,7 @@ def create_chariot_app(
         settings=settings,
         routers=routers,
         on_startup=[startup, *on_startup, start_bus],
-        on_shutdown=[*on_shutdown, shutdown],
+        on_shutdown=[close_clients, *on_shutdown, stop_bus],  # run in reverse: the mirror of startup
         authenticator=None,
     )
     app.state.auth = None  # set at startup (needs Secrets Manager)

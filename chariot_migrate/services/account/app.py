@@ -11,10 +11,11 @@ from anyio import to_thread
 from fastapi import FastAPI
 
 from chariot_migrate.services.common import ChariotSettings, PlainStore, create_chariot_app
+from chariot_migrate.services.partition_cache import invalidate_partitions
 
 from .events import SUBSCRIPTIONS
 from .routes import router
-from .store import LEGACY, TABLES, AccountStore
+from .store import LEGACY, MY_TABLES, TABLES, AccountStore
 
 SERVICE = "account"
 
@@ -44,6 +45,9 @@ def create_app(settings: ChariotSettings | None = None) -> FastAPI:
 
     def startup(app: FastAPI) -> None:
         app.state.store = AccountStore.from_app(app)
+        # Every put/delete (routes, replays, the integration.linked handler, lazy key adoption)
+        # goes through this store, so this one hook keeps GET /my's cached partitions current.
+        app.state.store.after_write = invalidate_partitions(app.state.cache, MY_TABLES)
         app.state.legacy_keys = legacy_keys_store(os.environ, settings.aws_region)
 
     app = create_chariot_app(

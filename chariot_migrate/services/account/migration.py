@@ -17,6 +17,7 @@ import os
 from typing import Any
 
 from chariot_migrate.dual_write.migration import TableSpec
+from chariot_migrate.services.read_cache import flush_service_cache
 
 from .store import KEYS, MEMBERS
 
@@ -45,6 +46,10 @@ class AccountMigration:
         if table not in {t.name for t in self.new_tables}:
             raise ValueError(f"account: unknown table {table!r}")
         return dict(item)
+
+    def tables_changed(self, aws_endpoint_url: str | None) -> str:
+        """After a backfill/repair wrote the tables around the service: drop its cached reads."""
+        return flush_service_cache(self.service, self.prefix, aws_endpoint_url)
 
 
 # Module-level form (LEGACY_PREFIXES / to_new / to_legacy) for tools that take plain functions.

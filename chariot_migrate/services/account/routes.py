@@ -25,10 +25,12 @@ from chariot_migrate.services.common import (
     not_found,
     openapi_doc,
     parse_model,
+    parse_my_query,
     plain,
     replay_values,
 )
 from chariot_migrate.services.kit import Caller, require_internal
+from chariot_migrate.services.partition_cache import cached_my
 
 from . import apikeys
 from .events import KEY_CREATED, KEY_DELETED, MEMBER_LINKED, MEMBER_UNLINKED, record_action
@@ -209,13 +211,17 @@ async def unlink_member(member: str, request: Request, who: Caller = Depends(cha
 # ---- GET /my?key=#account#… | #key#… -------------------------------------------------------
 
 
+def my_table(term: str) -> str:
+    """The table ``GET /my?key=<term>`` reads (one of :data:`MY_TABLES`)."""
+    return KEYS if term.startswith("#key") else MEMBERS
+
+
 @router.get("/my", openapi_extra=openapi_doc(query=MY_QUERY))
 async def my(request: Request, who: Caller = Depends(authenticated)) -> Any:
-    term = request.query_params.get("key") or ""
-    table = KEYS if term.startswith("#key") else MEMBERS
-    store = _store(request)
-    size = request.app.state.settings.page_size
-    return await _run(lambda: store.query_my(table, request, who.account, page_size=size))
+    table = my_table(request.query_params.get("key") or "")
+    q = parse_my_query(request, who.account)
+    return await cached_my(request.app.state.cache, _store(request), table, q,
+                           page_size=request.app.state.settings.page_size)
 
 
 # ---- internal API (service-to-service tokens only) ------------------------------------------

@@ -20,6 +20,9 @@ KEYS = "account-keys"
 AUDIT = "account-audit"
 LEGACY = "legacy"  # the legacy single table (read-only: API keys not migrated yet)
 TABLES = [TableSpec(MEMBERS), TableSpec(KEYS), TableSpec(AUDIT)]
+# The tables GET /my reads, partition by partition through app.state.cache: every write to them
+# invalidates its partition's entry (see services/partition_cache.py).
+MY_TABLES = frozenset({MEMBERS, KEYS})
 
 
 class AccountStore(PlainStore):

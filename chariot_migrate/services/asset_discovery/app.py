@@ -16,11 +16,12 @@ from botocore.exceptions import ClientError
 from fastapi import FastAPI
 
 from chariot_migrate.services.common import ChariotSettings, create_chariot_app
-from chariot_migrate.services.kit import MembershipLookup
+from chariot_migrate.services.kit import MembershipLookup, ReadThroughCache
 
 from . import events
 from .contract import WriteContext
 from .graph_search import DEFAULT_MAX_RESPONSE_BYTES
+from .kind_cache import CACHED_KINDS, KindLists, PartitionLoader, invalidate_on_write, table_loader
 from .ops import AssetOps
 from .peers import FallbackSource, HttpPeerSource
 from .routes import router
@@ -57,6 +58,8 @@ class AssetDiscovery:
         self.peer_client: Any = None
         view = ReadModelSource(store.risk_view)
         self.risks: PeerSource = FallbackSource(risk_peer, view, "risk-assessment") if risk_peer else view
+        # Nothing is cached until create_app's startup wires app.state.cache in.
+        self.kinds = KindLists(ReadThroughCache(None, namespace="unwired"), {})
 
     def ops(self, ctx: WriteContext) -> AssetOps:
         return AssetOps(self.store, ctx, self.risks)
@@ -75,6 +78,18 @@ class AssetDiscovery:
             return table.query_all(username, f"#{kind}#")
         return source
 
+    def cached_loaders(self) -> dict[str, PartitionLoader]:
+        """The kind loads worth caching: our own tables' kinds, and risks when our read model (not
+        risk-assessment's API) answers them."""
+        loaders: dict[str, PartitionLoader] = {}
+        for kind in CACHED_KINDS:
+            table = self.store.table_for(kind)
+            if table is not None:
+                loaders[kind] = table_loader(table, kind)
+        if isinstance(self.risks, ReadModelSource):
+            loaders["risk"] = table_loader(self.risks.table, "risk")
+        return loaders
+
 
 def create_app(settings: AssetDiscoverySettings | None = None, *, membership: MembershipLookup | None = None,
                risk_peer: PeerSource | None = None) -> FastAPI:
@@ -89,8 +104,11 @@ def create_app(settings: AssetDiscoverySettings | None = None, *, membership: Me
         if peer is None and settings.risk_assessment_url:
             peer = HttpPeerSource(settings.risk_assessment_url, app.state.service_token)
             owned = peer.client
-        app.state.asset_discovery = AssetDiscovery(settings, AssetStore.connect(ddb, settings.table_prefix), s3, peer)
-        app.state.asset_discovery.peer_client = owned
+        service = AssetDiscovery(settings, AssetStore.connect(ddb, settings.table_prefix), s3, peer)
+        service.peer_client = owned
+        invalidate_on_write(app.state.cache, service.store.tables())
+        service.kinds = KindLists(app.state.cache, service.cached_loaders())
+        app.state.asset_discovery = service
 
     async def shutdown(app: FastAPI) -> None:
         service = getattr(app.state, "asset_discovery", None)

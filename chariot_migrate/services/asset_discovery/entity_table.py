@@ -6,7 +6,7 @@ Synchronous (boto3): the routes run these in a worker thread.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from boto3.dynamodb.types import TypeSerializer
@@ -29,11 +29,19 @@ _serializer = TypeSerializer()
 
 
 class EntityTable:
+    """``after_write(username, key)``, when set, is called after every successful write of a row
+    (put, delete, put_raw, add_counter): the one hook read caches invalidate from."""
+
     def __init__(self, client: Any, spec: TableSpec) -> None:
         self.client = client
         self.spec = spec
         self.name = spec.name
         self.repo = Repository(client, spec, version_attribute=VERSION_ATTRIBUTE)
+        self.after_write: Callable[[str, str], None] | None = None
+
+    def _written(self, username: str, key: str) -> None:
+        if self.after_write is not None:
+            self.after_write(username, key)
 
     def get(self, username: str, key: str) -> dict[str, Any] | None:
         item = self.repo.get(username, key)
@@ -43,12 +51,18 @@ class EntityTable:
         """Unconditional write of the legacy item shape; ``None`` attributes are kept as NULL like
         legacy's table (the kit repository would drop them, and reads would then differ)."""
         stored = storable(item) | {VERSION_ATTRIBUTE: 1}
-        self.client.put_item(TableName=self.name, Item={k: _serializer.serialize(to_dynamo(v))
-                                                         for k, v in stored.items()})
+        try:
+            self.client.put_item(TableName=self.name, Item={k: _serializer.serialize(to_dynamo(v))
+                                                             for k, v in stored.items()})
+        finally:  # a failed call may still have written (a timeout after the write): invalidate anyway
+            self._written(str(item.get("username", "")), str(item.get("key", "")))
         return item
 
     def delete(self, username: str, key: str) -> dict[str, Any] | None:
-        old = self.repo.delete(username, key)
+        try:
+            old = self.repo.delete(username, key)
+        finally:
+            self._written(username, key)
         return public(old) if old else None
 
     def query_all(self, username: str, prefix: str) -> list[dict[str, Any]]:
@@ -58,7 +72,12 @@ class EntityTable:
         return list(self.repo.iter_prefix(username, prefix, page_size=1000))
 
     def put_raw(self, items: Iterable[dict[str, Any]]) -> int:
-        return self.repo.batch_put(items)
+        items = list(items)
+        try:
+            return self.repo.batch_put(items)
+        finally:
+            for item in items:
+                self._written(str(item.get("username", "")), str(item.get("key", "")))
 
     def add_counter(self, username: str, key: str, delta: int, attrs: dict[str, Any]) -> int:
         """Atomically add ``delta`` to the hidden ``_count`` and mirror it into ``data.count``."""
@@ -70,17 +89,20 @@ class EntityTable:
             values[f":a{i}"] = serialize_item({"v": to_dynamo(v)})["v"]
             sets.append(f"#a{i} = :a{i}")
         expr = "ADD #n :d" + (" SET " + ", ".join(sets) if sets else "")
-        resp = self.client.update_item(
-            TableName=self.name, Key={"username": {"S": username}, "key": {"S": key}},
-            UpdateExpression=expr, ExpressionAttributeNames=names, ExpressionAttributeValues=values,
-            ReturnValues="ALL_NEW",
-        )
-        total = int(deserialize_item(resp["Attributes"])["_count"])
-        self.client.update_item(
-            TableName=self.name, Key={"username": {"S": username}, "key": {"S": key}},
-            UpdateExpression="SET #d = :v", ExpressionAttributeNames={"#d": "data"},
-            ExpressionAttributeValues={":v": {"M": {"count": {"N": str(total)}}}},
-        )
+        try:
+            resp = self.client.update_item(
+                TableName=self.name, Key={"username": {"S": username}, "key": {"S": key}},
+                UpdateExpression=expr, ExpressionAttributeNames=names, ExpressionAttributeValues=values,
+                ReturnValues="ALL_NEW",
+            )
+            total = int(deserialize_item(resp["Attributes"])["_count"])
+            self.client.update_item(
+                TableName=self.name, Key={"username": {"S": username}, "key": {"S": key}},
+                UpdateExpression="SET #d = :v", ExpressionAttributeNames={"#d": "data"},
+                ExpressionAttributeValues={":v": {"M": {"count": {"N": str(total)}}}},
+            )
+        finally:
+            self._written(username, key)
         return total
 
 

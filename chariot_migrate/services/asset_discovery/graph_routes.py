@@ -29,7 +29,9 @@ from chariot_migrate.services.common import (
 )
 from chariot_migrate.services.kit import Event
 
-from .contract import WriteContext, error_of, public
+from . import graph_search
+from .contract import ApiError, WriteContext, error_of, public
+from .kind_cache import preferring
 
 log = logging.getLogger("chariot.graph")
 GLOBAL_USERNAME = "global"
@@ -78,6 +80,25 @@ async def run_blocking(request: Request, fn: Callable[[], Any], ctx: WriteContex
     if ctx is not None and ctx.events:
         await publish(request, ctx)
     return respond(200, result)
+
+
+async def answer_graph_query(request: Request, service: Any) -> JSONResponse:
+    """``POST /my`` of a graph service: the kinds the query can touch come from the service's
+    cached kind lists (``service.kinds``) where cached, the rest from ``service.kind_source``."""
+    username = await read_partition(request)
+    body = await json_body(request)
+    try:
+        query = graph_search.parse_query(body)
+    except ApiError as e:
+        return respond(e.status, {"message": e.message})
+    try:
+        preloaded = await service.kinds.preload(username, graph_search.kinds_needed(query))
+    except Exception:  # the store failed: legacy's 500 "internal error", and nothing was cached
+        log.exception("unhandled error", extra={"route": request.url.path})
+        return respond(500, {"message": "internal error"})
+    source = preferring(preloaded, service.kind_source(username))
+    return await run_blocking(request, lambda: graph_search.run_query(
+        query, source, tree=param_flag(request, "tree"), max_response_bytes=service.settings.max_response_bytes))
 
 
 async def publish(request: Request, ctx: WriteContext) -> None:

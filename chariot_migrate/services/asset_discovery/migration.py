@@ -12,9 +12,10 @@ import os
 from typing import Any
 
 from chariot_migrate.dual_write.migration import TableSpec
+from chariot_migrate.services.read_cache import flush_service_cache
 
 from .entity_table import VERSION_ATTRIBUTE
-from .store import ASSETS, ATTRIBUTES, JOBS, PRESEEDS, RISKS, STATISTICS
+from .store import ASSETS, ATTRIBUTES, JOBS, PRESEEDS, RISKS, SERVICE, STATISTICS
 
 Item = dict[str, Any]
 # Asset-like kinds PUT /asset may create besides #asset# (``type`` other than "asset").
@@ -30,6 +31,7 @@ class AssetDiscoveryMigration:
 
     def __init__(self, table_prefix: str | None = None) -> None:
         prefix = os.environ.get("TABLE_PREFIX", "") if table_prefix is None else table_prefix
+        self.table_prefix = prefix
         self.assets, self.attributes, self.preseeds, self.statistics, self.jobs = (
             prefix + t for t in (ASSETS, ATTRIBUTES, PRESEEDS, STATISTICS, JOBS))
         self.new_tables = [TableSpec(t, "username", "key") for t in
@@ -56,6 +58,10 @@ class AssetDiscoveryMigration:
     def to_legacy(self, table: str, item: Item) -> Item:
         return {k: v for k, v in item.items() if k != VERSION_ATTRIBUTE}
 
+    def tables_changed(self, aws_endpoint_url: str | None) -> str:
+        """After a backfill/repair wrote the tables around the service: drop its cached reads."""
+        return flush_service_cache(SERVICE, self.table_prefix, aws_endpoint_url)
+
 
 migration = AssetDiscoveryMigration()
 
@@ -70,6 +76,7 @@ class RiskViewMigration:
 
     def __init__(self, table_prefix: str | None = None) -> None:
         prefix = os.environ.get("TABLE_PREFIX", "") if table_prefix is None else table_prefix
+        self.table_prefix = prefix
         self.view = prefix + RISKS
         self.new_tables = [TableSpec(self.view, "username", "key")]
 
@@ -78,6 +85,9 @@ class RiskViewMigration:
 
     def to_legacy(self, table: str, item: Item) -> Item:
         return {k: v for k, v in item.items() if k != VERSION_ATTRIBUTE}
+
+    def tables_changed(self, aws_endpoint_url: str | None) -> str:
+        return flush_service_cache(SERVICE, self.table_prefix, aws_endpoint_url)
 
 
 read_model_migration = RiskViewMigration()

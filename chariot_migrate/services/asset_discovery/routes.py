@@ -10,12 +10,11 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from chariot_migrate.model import requests as rq
-from chariot_migrate.services.common import authenticated, json_body, openapi_doc, param, param_flag
+from chariot_migrate.services.common import authenticated, openapi_doc, param
 from chariot_migrate.services.kit import AuthError
 
-from . import graph_search
-from .contract import ApiError, WriteContext
-from .graph_routes import GRAPH_QUERY_DOC, read_partition, respond, run_blocking, run_write
+from .contract import WriteContext
+from .graph_routes import GRAPH_QUERY_DOC, answer_graph_query, respond, run_write
 
 router = APIRouter()
 
@@ -85,16 +84,7 @@ async def bulk_attribute(request: Request) -> JSONResponse:
 
 @router.post("/my", openapi_extra=GRAPH_QUERY_DOC)
 async def post_my(request: Request) -> JSONResponse:
-    username = await read_partition(request)
-    body = await json_body(request)
-    try:
-        query = graph_search.parse_query(body)
-    except ApiError as e:
-        return respond(e.status, {"message": e.message})
-    service = _service(request)
-    source = service.kind_source(username)
-    return await run_blocking(request, lambda: graph_search.run_query(
-        query, source, tree=param_flag(request, "tree"), max_response_bytes=service.settings.max_response_bytes))
+    return await answer_graph_query(request, _service(request))
 
 
 # ---- internal read API (service-to-service tokens only) -------------------------------------
@@ -128,8 +118,13 @@ async def internal_entities(request: Request) -> JSONResponse:
     prefix = param(request, "prefix") or ""
     if not prefix.startswith("#") or prefix.count("#") < 2:
         return respond(400, {"message": "query parameter 'prefix' must look like #<kind>#"})
-    table = _service(request).store.table_for(prefix)
-    items = [] if table is None else await run_in_thread(lambda: table.query_all(username, prefix))
+    service = _service(request)
+    table = service.store.table_for(prefix)
+    if table is None:  # risks: not ours to answer
+        return respond(200, {"items": []})
+    items = await service.kinds.with_prefix(username, prefix)
+    if items is None:
+        items = await run_in_thread(lambda: table.query_all(username, prefix))
     return respond(200, {"items": items})
 
 

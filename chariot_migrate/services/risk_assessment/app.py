@@ -17,10 +17,17 @@ from fastapi import FastAPI
 from chariot_migrate.services.asset_discovery.app import _ensure_bucket
 from chariot_migrate.services.asset_discovery.contract import WriteContext
 from chariot_migrate.services.asset_discovery.graph_search import DEFAULT_MAX_RESPONSE_BYTES
+from chariot_migrate.services.asset_discovery.kind_cache import (
+    CACHED_KINDS,
+    KindLists,
+    PartitionLoader,
+    invalidate_on_write,
+    table_loader,
+)
 from chariot_migrate.services.asset_discovery.peers import FallbackSource, HttpPeerSource
 from chariot_migrate.services.asset_discovery.store import PeerSource, ReadModelSource
 from chariot_migrate.services.common import ChariotSettings, create_chariot_app
-from chariot_migrate.services.kit import MembershipLookup
+from chariot_migrate.services.kit import MembershipLookup, ReadThroughCache
 
 from . import events
 from .ops import RiskOps
@@ -52,6 +59,8 @@ class RiskAssessment:
         self.peer_client: Any = None
         view = ReadModelSource(store.asset_view)
         self.assets: PeerSource = FallbackSource(asset_peer, view, "asset-discovery") if asset_peer else view
+        # Nothing is cached until create_app's startup wires app.state.cache in.
+        self.kinds = KindLists(ReadThroughCache(None, namespace="unwired"), {})
 
     def ops(self, ctx: WriteContext) -> RiskOps:
         return RiskOps(self.store, ctx, self.assets)
@@ -69,6 +78,14 @@ class RiskAssessment:
             return self.assets.list(username, kind)
         return source
 
+    def cached_loaders(self) -> dict[str, PartitionLoader]:
+        """The kind loads worth caching: risks, and the asset kinds when our read model (not
+        asset-discovery's API) answers them."""
+        loaders = {"risk": table_loader(self.store.risks, "risk")}
+        if isinstance(self.assets, ReadModelSource):
+            loaders |= {kind: table_loader(self.assets.table, kind) for kind in CACHED_KINDS - {"risk"}}
+        return loaders
+
 
 def create_app(settings: RiskAssessmentSettings | None = None, *, membership: MembershipLookup | None = None,
                asset_peer: PeerSource | None = None) -> FastAPI:
@@ -83,8 +100,11 @@ def create_app(settings: RiskAssessmentSettings | None = None, *, membership: Me
         if peer is None and settings.asset_discovery_url:
             peer = HttpPeerSource(settings.asset_discovery_url, app.state.service_token)
             owned = peer.client
-        app.state.risk_assessment = RiskAssessment(settings, RiskStore.connect(ddb, settings.table_prefix), s3, peer)
-        app.state.risk_assessment.peer_client = owned
+        service = RiskAssessment(settings, RiskStore.connect(ddb, settings.table_prefix), s3, peer)
+        service.peer_client = owned
+        invalidate_on_write(app.state.cache, service.store.tables())
+        service.kinds = KindLists(app.state.cache, service.cached_loaders())
+        app.state.risk_assessment = service
 
     async def shutdown(app: FastAPI) -> None:
         service = getattr(app.state, "risk_assessment", None)

@@ -10,8 +10,9 @@ from typing import Any
 from chariot_migrate.dual_write.migration import TableSpec
 from chariot_migrate.services.asset_discovery.entity_table import VERSION_ATTRIBUTE
 from chariot_migrate.services.asset_discovery.migration import BULK_JOBS, STATUS_STATISTICS
+from chariot_migrate.services.read_cache import flush_service_cache
 
-from .store import ASSETS, JOBS, RISKS, STATISTICS
+from .store import ASSETS, JOBS, RISKS, SERVICE, STATISTICS
 
 Item = dict[str, Any]
 
@@ -23,6 +24,7 @@ class RiskAssessmentMigration:
 
     def __init__(self, table_prefix: str | None = None) -> None:
         prefix = os.environ.get("TABLE_PREFIX", "") if table_prefix is None else table_prefix
+        self.table_prefix = prefix
         self.risks, self.statistics, self.jobs = (prefix + t for t in (RISKS, STATISTICS, JOBS))
         self.new_tables = [TableSpec(t, "username", "key") for t in (self.risks, self.statistics, self.jobs)]
 
@@ -43,6 +45,10 @@ class RiskAssessmentMigration:
     def to_legacy(self, table: str, item: Item) -> Item:
         return {k: v for k, v in item.items() if k != VERSION_ATTRIBUTE}
 
+    def tables_changed(self, aws_endpoint_url: str | None) -> str:
+        """After a backfill/repair wrote the tables around the service: drop its cached reads."""
+        return flush_service_cache(SERVICE, self.table_prefix, aws_endpoint_url)
+
 
 migration = RiskAssessmentMigration()
 
@@ -57,6 +63,7 @@ class AssetViewMigration:
 
     def __init__(self, table_prefix: str | None = None) -> None:
         prefix = os.environ.get("TABLE_PREFIX", "") if table_prefix is None else table_prefix
+        self.table_prefix = prefix
         self.view = prefix + ASSETS
         self.new_tables = [TableSpec(self.view, "username", "key")]
 
@@ -65,6 +72,9 @@ class AssetViewMigration:
 
     def to_legacy(self, table: str, item: Item) -> Item:
         return {k: v for k, v in item.items() if k != VERSION_ATTRIBUTE}
+
+    def tables_changed(self, aws_endpoint_url: str | None) -> str:
+        return flush_service_cache(SERVICE, self.table_prefix, aws_endpoint_url)
 
 
 read_model_migration = AssetViewMigration()

@@ -10,16 +10,14 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from chariot_migrate.model import requests as rq
-from chariot_migrate.services.asset_discovery import graph_search
-from chariot_migrate.services.asset_discovery.contract import ApiError, WriteContext
+from chariot_migrate.services.asset_discovery.contract import WriteContext
 from chariot_migrate.services.asset_discovery.graph_routes import (
     GRAPH_QUERY_DOC,
-    read_partition,
+    answer_graph_query,
     respond,
-    run_blocking,
     run_write,
 )
-from chariot_migrate.services.common import authenticated, json_body, openapi_doc, param, param_flag
+from chariot_migrate.services.common import authenticated, openapi_doc, param
 from chariot_migrate.services.kit import AuthError
 
 router = APIRouter()
@@ -53,16 +51,7 @@ async def bulk_risk(request: Request) -> JSONResponse:
 
 @router.post("/my", openapi_extra=GRAPH_QUERY_DOC)
 async def post_my(request: Request) -> JSONResponse:
-    username = await read_partition(request)
-    body = await json_body(request)
-    try:
-        query = graph_search.parse_query(body)
-    except ApiError as e:
-        return respond(e.status, {"message": e.message})
-    service = _service(request)
-    return await run_blocking(request, lambda: graph_search.run_query(
-        query, service.kind_source(username), tree=param_flag(request, "tree"),
-        max_response_bytes=service.settings.max_response_bytes))
+    return await answer_graph_query(request, _service(request))
 
 
 async def _internal(request: Request) -> str:
@@ -92,5 +81,8 @@ async def internal_entities(request: Request) -> JSONResponse:
         return respond(400, {"message": "query parameter 'prefix' must look like #<kind>#"})
     if not prefix.startswith("#risk#"):
         return respond(200, {"items": []})
-    items = await to_thread.run_sync(lambda: _service(request).store.risks.query_all(username, prefix))
+    service = _service(request)
+    items = await service.kinds.with_prefix(username, prefix)
+    if items is None:
+        items = await to_thread.run_sync(lambda: service.store.risks.query_all(username, prefix))
     return respond(200, {"items": items})

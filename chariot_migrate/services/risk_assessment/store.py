@@ -37,3 +37,6 @@ class RiskStore:
     def connect(cls, client: Any, prefix: str = "") -> RiskStore:
         t = {name: EntityTable(client, spec) for name, spec in zip(TABLE_NAMES, table_specs(prefix), strict=True)}
         return cls(t[RISKS], t[STATISTICS], t[JOBS], t[ASSETS])
+
+    def tables(self) -> list[EntityTable]:
+        return [self.risks, self.statistics, self.jobs, self.asset_view]

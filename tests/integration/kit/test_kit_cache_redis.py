@@ -68,3 +68,62 @@ async def test_l2_outage_degrades_to_the_loader():
     assert await cache.get_or_load("k", loader) == 42  # served from L1
     assert cache.stats["loads"] == 1
     await broken.aclose()
+
+
+async def test_a_load_that_read_before_a_write_never_reaches_l2(two_instances):
+    """B reads the store, A writes and invalidates, then B's load finishes: its old value must not
+    land in L2 (another instance would serve it until the TTL)."""
+    a, _, r = two_instances
+    # B has not heard of A's write (pub/sub is asynchronous; here B does not listen at all), so
+    # only the version check in Redis stands between its load and L2.
+    b = ReadThroughCache(r, namespace=a.namespace, l1_ttl=60, l2_ttl=60)
+    store = {"v": "old"}
+    b_has_read, release_b = asyncio.Event(), asyncio.Event()
+
+    async def slow_loader():
+        value = store["v"]
+        b_has_read.set()
+        await release_b.wait()
+        return value
+
+    load = asyncio.create_task(b.get_or_load("k", slow_loader))
+    await b_has_read.wait()
+    store["v"] = "new"
+    await a.invalidate("k")
+    release_b.set()
+    assert await load == "old"  # B's caller gets what B read…
+    assert await r.get(f"{b.namespace}:k") is None  # …but L2 did not keep it
+
+    async def fresh():
+        return store["v"]
+
+    assert await a.get_or_load("k", fresh) == "new"
+
+
+async def test_flush_namespace_drops_every_entry_everywhere(two_instances):
+    import redis as sync_redis
+
+    from chariot_migrate.services.kit.cache import flush_namespace
+
+    a, b, r = two_instances
+    store = {"x": 1, "y": 2}
+
+    def loader(key):
+        async def load():
+            return store[key]
+        return load
+
+    for key in store:
+        assert await a.get_or_load(key, loader(key)) == store[key]
+    store.update(x=10, y=20)  # written around the service (a backfill)…
+    blocking = sync_redis.Redis.from_url(REDIS_URL)
+    try:
+        assert flush_namespace(blocking, a.namespace) == 2  # …then the namespace is flushed
+    finally:
+        blocking.close()
+    for _ in range(100):
+        if len(a.l1) == 0:
+            break
+        await asyncio.sleep(0.02)
+    assert await a.get_or_load("x", loader("x")) == 10
+    assert await b.get_or_load("y", loader("y")) == 20

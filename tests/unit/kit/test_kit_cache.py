@@ -95,3 +95,51 @@ async def test_load_racing_an_invalidation_is_not_kept():
         return "fresh"
 
     assert await cache.get_or_load("k", fresh) == "fresh"  # …but it was not cached
+
+
+@given(st.lists(st.text(), min_size=1, max_size=4), st.lists(st.text(), min_size=1, max_size=4))
+def test_cache_keys_of_different_parts_never_collide(a, b):
+    from chariot_migrate.services.kit.cache import cache_key
+
+    assert (cache_key(*a) == cache_key(*b)) == (a == b)
+
+
+async def test_a_worker_thread_invalidates_through_the_loop_and_waits_for_it():
+    from anyio import to_thread
+
+    cache = ReadThroughCache(None, namespace="unit")
+    await cache.start()  # binds the cache to this loop
+
+    async def v1():
+        return "v1"
+
+    await cache.get_or_load("k", v1)
+    await cache.get_or_load("other", v1)
+    await to_thread.run_sync(lambda: cache.invalidate_from_thread(["k"]))
+    assert "k" not in cache.l1 and "other" in cache.l1
+    cache.invalidate_from_thread(["other"])  # on the loop's own thread: L1 at once, no deadlock
+    assert "other" not in cache.l1
+    await cache.stop()
+
+
+def test_without_a_running_loop_only_l1_is_dropped():
+    cache = ReadThroughCache(None, namespace="unit")
+    cache.l1.set("k", 1)
+    cache.invalidate_from_thread(["k"])
+    assert "k" not in cache.l1
+
+
+def test_invalidation_messages_of_other_instances_drop_l1():
+    import json
+
+    cache = ReadThroughCache(None, namespace="unit")
+    for key in ("a", "b", "c"):
+        cache.l1.set(key, key)
+    cache.apply_message(json.dumps({"from": cache.instance_id, "keys": ["a"]}))  # our own: already done
+    assert "a" in cache.l1
+    cache.apply_message(json.dumps({"from": "other", "keys": ["a", 7]}))
+    cache.apply_message(json.dumps({"from": "other", "key": "b"}))  # the older one-key form
+    cache.apply_message("not json")
+    assert "a" not in cache.l1 and "b" not in cache.l1 and "c" in cache.l1
+    cache.apply_message(json.dumps({"from": "flush", "flush": True}))
+    assert len(cache.l1) == 0
