@@ -21,7 +21,7 @@ def register(app: typer.Typer) -> None:
               capture: str = typer.Option(None, help="write sampled, redacted request/response pairs to this JSONL"),
               capture_sample: float = typer.Option(1.0, min=0, max=1, help="share of requests captured"),
               http_client: str = typer.Option(None, help="upstream HTTP client: aiohttp or pyreqwest "
-                                              "[default: $CHARIOT_MIGRATE_HTTP_CLIENT, else pyreqwest]")) -> None:
+                                              "[default: $CHARIOT_MIGRATE_HTTP_CLIENT, else aiohttp]")) -> None:
         """Run the strangler proxy (public port) and its admin API (admin port)."""
         from ..proxy.server import ProxyOptions, serve
 

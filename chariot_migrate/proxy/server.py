@@ -34,7 +34,7 @@ class ProxyOptions:
     ready_file: str | None = None
     capture: str | None = None  # JSONL file for sampled request/response pairs
     capture_sample: float = 1.0
-    http_client: str | None = None  # "aiohttp" or "pyreqwest"; None: $CHARIOT_MIGRATE_HTTP_CLIENT or pyreqwest
+    http_client: str | None = None  # "aiohttp" or "pyreqwest"; None: $CHARIOT_MIGRATE_HTTP_CLIENT or aiohttp
 
 
 def bind(host: str, port: int) -> socket.socket:

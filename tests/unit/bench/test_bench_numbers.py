@@ -171,11 +171,10 @@ def test_profile_summary_self_steps_and_idle():
 
 def test_client_choice_ratios_keep_the_aiohttp_bare_forwarder_as_baseline():
     results = [_result("bare-w1-c50", 4000, cpu=200), _result("bare-reqwest-w1-c50", 5000, cpu=160),
-               _result("proxy-aiohttp-w1-c50", 2400, cpu=400), _result("proxy-w1-c50", 3600, cpu=250)]
+               _result("proxy-w1-c50", 2400, cpu=400), _result("proxy-reqwest-w1-c50", 3600, cpu=250)]
     ratios = compute_ratios(results)
     assert ratios["bare_reqwest_vs_bare_w1"] == pytest.approx(1.25)  # what the client alone buys
-    assert ratios["proxy_vs_proxy_aiohttp_w1"] == pytest.approx(1.5)  # what adopting it bought the proxy
-    assert ratios["proxy_vs_proxy_aiohttp_cpu_w1"] == pytest.approx(1.6)
-    assert ratios["proxy_vs_bare_w1"] == pytest.approx(0.9)  # against the baseline
-    assert ratios["proxy_aiohttp_vs_bare_w1"] == pytest.approx(0.6)
-    assert ratios["proxy_vs_bare_reqwest_w1"] == pytest.approx(0.72)  # against the same client
+    assert ratios["proxy_reqwest_vs_proxy_w1"] == pytest.approx(1.5)  # what it would buy the proxy
+    assert ratios["proxy_reqwest_vs_proxy_cpu_w1"] == pytest.approx(1.6)
+    assert ratios["proxy_reqwest_vs_bare_w1"] == pytest.approx(0.9)  # against the baseline
+    assert ratios["proxy_reqwest_vs_bare_reqwest_w1"] == pytest.approx(0.72)  # against the same client
