@@ -112,6 +112,51 @@ async def test_alg_none_and_hs256_key_confusion_are_refused():
         await verifier().verify(b".".join([header, body, sig]).decode())
 
 
+class _CountingDecode:
+    """Wraps pyjwt's decode to count real signature checks."""
+
+    def __init__(self, monkeypatch):
+        import chariot_migrate.services.kit.auth as auth_mod
+
+        self.calls = 0
+        real = auth_mod.jwt.decode
+
+        def counting(*a, **kw):
+            self.calls += 1
+            return real(*a, **kw)
+
+        monkeypatch.setattr(auth_mod.jwt, "decode", counting)
+
+
+async def test_a_verified_token_is_remembered_but_never_past_its_expiry(monkeypatch):
+    decode = _CountingDecode(monkeypatch)
+    now = [time.time()]
+    v = verifier(leeway=0, cache_seconds=60, clock=lambda: now[0])
+    t = token(ttl=90)
+    first = await v.verify(t)
+    first["mutated"] = True  # what a caller does to its copy never reaches the cache
+    again = await v.verify(t)
+    assert decode.calls == 1 and "mutated" not in again and again["sub"] == "alice@example.com"
+    now[0] += 61  # the cache's own limit: verified again
+    await v.verify(t)
+    assert decode.calls == 2
+    now[0] += 50  # past exp (90 s), inside the cache time: the claims are not served; pyjwt decides again
+    with pytest.raises(AuthError, match="expired"):
+        await v.verify(token(ttl=-120))  # (a different, really expired token is refused as before)
+    await v.verify(t)
+    assert decode.calls == 4
+
+
+async def test_a_refused_token_is_not_remembered(monkeypatch):
+    decode = _CountingDecode(monkeypatch)
+    v = verifier()
+    bad = token(audience="someone-else")
+    for _ in range(2):
+        with pytest.raises(AuthError, match="audience"):
+            await v.verify(bad)
+    assert decode.calls == 2
+
+
 @respx.mock
 async def test_jwks_url_is_cached_and_refreshed_on_unknown_kid():
     route = respx.get("https://idp.test/jwks").mock(
