@@ -18,7 +18,7 @@ service_app = typer.Typer(help="Run the new services.", no_args_is_help=True)
 @friendly_errors
 def run(name: str = typer.Argument(..., help="service name from routes.yaml"), routes: str = RoutesOpt,
         host: str = typer.Option("127.0.0.1"), port: int = typer.Option(None, help="default: the port in its url"),
-        workers: int = typer.Option(1)) -> None:
+        workers: int = typer.Option(1, min=1, max=64, help="processes sharing the port")) -> None:
     """Serve SERVICE with uvicorn; prints one JSON line with the port when listening."""
     import uvicorn
 
@@ -44,4 +44,9 @@ def run(name: str = typer.Argument(..., help="service name from routes.yaml"), r
     # -SIGTERM after a clean drain: exit 0 instead, as the proxy does. A SIGTERM that arrives
     # before uvicorn listens exits at once.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-    uvicorn.Server(config).run(sockets=[sock])
+    if workers > 1:  # uvicorn.Server ignores `workers`: the supervisor forks them onto the socket
+        from uvicorn.supervisors import Multiprocess
+
+        Multiprocess(config, sockets=[sock]).run()
+    else:
+        uvicorn.Server(config).run(sockets=[sock])

@@ -173,3 +173,28 @@ def _eventually(check, timeout: float = 20.0):
     while not (result := check()) and time.monotonic() < deadline:
         time.sleep(0.1)
     return result
+
+
+def test_workers_option_runs_that_many_processes_on_one_port_and_all_stop_on_sigterm(estate):
+    prefix = f"it{uuid.uuid4().hex[:8]}-"
+    proc = Proc(cli("service", "run", "configuration", "--port", "0", "--workers", "2",
+                    "--routes", str(ROOT / "routes.yaml")), env=service_env(estate, prefix))
+    try:
+        proc.wait_http("/health", timeout=60)
+        workers = set()
+        deadline = time.monotonic() + 30
+        while len(workers) < 2 and time.monotonic() < deadline:
+            workers = {int(p) for p in Path(f"/proc/{proc.popen.pid}/task/{proc.popen.pid}/children")
+                       .read_text().split()}
+            time.sleep(0.2)
+        # The supervisor's children: the two workers (spawn may add a resource tracker).
+        assert len(workers) >= 2
+        with httpx.Client(base_url=proc.url, timeout=10) as http:
+            assert all(http.get("/health").status_code == 200 for _ in range(10))
+        proc.popen.send_signal(signal.SIGTERM)
+        assert proc.popen.wait(30) == 0
+        assert not any(Path(f"/proc/{w}").exists() and "zombie" not in Path(f"/proc/{w}/status").read_text()
+                       for w in workers)
+    finally:
+        proc.stop()
+        clean_redis(prefix)
