@@ -40,6 +40,9 @@ GRAPH_QUERY_DOC = openapi_doc(gq.GraphQuery, query=[
     query_param("tree", "answer as a tree of related entities", schema=FLAG), GLOBAL_PARAM])
 
 
+INLINE_QUERY_ENTITIES = 2000  # above this many cached entities a graph query runs in a worker thread
+
+
 def respond(status: int, body: Any) -> JSONResponse:
     return JSONResponse(public(body), status_code=status)
 
@@ -67,10 +70,12 @@ async def run_write(request: Request, op: Callable[[WriteContext, dict[str, Any]
     return await run_blocking(request, lambda: op(ctx, body), ctx)
 
 
-async def run_blocking(request: Request, fn: Callable[[], Any], ctx: WriteContext | None = None) -> JSONResponse:
-    """Run ``fn`` in a worker thread; legacy errors become ``{"message"}`` answers."""
+async def run_blocking(request: Request, fn: Callable[[], Any], ctx: WriteContext | None = None, *,
+                       inline: bool = False) -> JSONResponse:
+    """Run ``fn`` in a worker thread (``inline``: here, for pure work on data already in memory);
+    legacy errors become ``{"message"}`` answers."""
     try:
-        result = await to_thread.run_sync(fn)
+        result = fn() if inline else await to_thread.run_sync(fn)
     except Exception as exc:
         err = error_of(exc)
         if err is None:  # legacy never lets a request become a 502: a logged 500 "internal error"
@@ -91,14 +96,20 @@ async def answer_graph_query(request: Request, service: Any) -> JSONResponse:
         query = graph_search.parse_query(body)
     except ApiError as e:
         return respond(e.status, {"message": e.message})
+    needed = graph_search.kinds_needed(query)
     try:
-        preloaded = await service.kinds.preload(username, graph_search.kinds_needed(query))
+        preloaded = await service.kinds.preload(username, needed)
     except Exception:  # the store failed: legacy's 500 "internal error", and nothing was cached
         log.exception("unhandled error", extra={"route": request.url.path})
         return respond(500, {"message": "internal error"})
     source = preferring(preloaded, service.kind_source(username))
+    # Every kind in memory and not many entities: evaluate right here. A worker thread costs more
+    # than such a query (the hop, and the GIL hand-over to a thread doing pure Python work); big
+    # partitions still go to a thread so one request cannot hold the event loop for long.
+    inline = needed <= preloaded.keys() and sum(map(len, preloaded.values())) <= INLINE_QUERY_ENTITIES
     return await run_blocking(request, lambda: graph_search.run_query(
-        query, source, tree=param_flag(request, "tree"), max_response_bytes=service.settings.max_response_bytes))
+        query, source, tree=param_flag(request, "tree"), max_response_bytes=service.settings.max_response_bytes),
+        inline=inline)
 
 
 async def publish(request: Request, ctx: WriteContext) -> None:
