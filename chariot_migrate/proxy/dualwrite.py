@@ -77,6 +77,8 @@ class DualWriteAddon:
             replay_token_provider=token_fn, on_result=self._on_result if self.cfg.compare else None,
         )
         self._pending_cache: dict[tuple[str, str], tuple[int, float]] = {}
+        # SQLite outboxes answer "which accounts of a service have undelivered writes" in one query.
+        self._snapshot = getattr(self.outbox, "undelivered_accounts", None)
         self._undelivered: dict[str, tuple[set[str], float]] = {}  # service → (accounts, valid until)
         self._refreshing: dict[str, asyncio.Future[frozenset[str]]] = {}
 
@@ -113,31 +115,24 @@ class DualWriteAddon:
     async def before(self, ex: Exchange) -> None:
         """Keep an account on legacy while its writes toward new are still in the outbox."""
         s = ex.state
-        if ex.side != "new" or ex.account is None or s is None or s.dual_write != "on" or ex.decision == "pinned":
+        if (ex.side != "new" or ex.account is None or ex.other is None or s is None or s.dual_write != "on"
+                or ex.decision == "pinned"):
             return
-        if await self._undelivered_toward_new(ex.service or "", ex.account) and ex.other is not None:
+        if await self._undelivered_toward_new(ex.service or "", ex.account):
             ex.side, ex.primary, ex.other, ex.decision = "legacy", ex.other, ex.primary, "draining"
             HELD_BACK.labels(ex.service or "-").inc()
 
     async def _undelivered_toward_new(self, service: str, account: str) -> bool:
         """Does the account still have writes on their way to the new side? Answers are at most
         ``HOLD_BACK_REFRESH_S`` old (plus this process's own appends, seen at once)."""
+        if self._snapshot is None:
+            return await self._pending_for_account(service, account)
         now = time.monotonic()
-        snapshot = getattr(self.outbox, "undelivered_accounts", None)
-        if snapshot is None:  # outboxes without a cheap whole-service view: ask per account
-            key = (service, account)
-            cached = self._pending_cache.get(key)
-            if cached is None or cached[1] < now:
-                n = await self.outbox.pending_for(service, account, "new")
-                self._pending_cache[key] = cached = (n, now + HOLD_BACK_REFRESH_S)
-                if len(self._pending_cache) > 50_000:
-                    self._pending_cache.clear()
-            return cached[0] > 0
         entry = self._undelivered.get(service)
         if entry is None or entry[1] < now:
             refresh = self._refreshing.get(service)
             if refresh is None:  # one query per refresh, however many requests wait for it
-                refresh = self._refreshing[service] = asyncio.ensure_future(snapshot(service, "new"))
+                refresh = self._refreshing[service] = asyncio.ensure_future(self._snapshot(service, "new"))
             try:
                 accounts = set(await asyncio.shield(refresh))
             finally:
@@ -145,6 +140,18 @@ class DualWriteAddon:
                     del self._refreshing[service]
             entry = self._undelivered[service] = (accounts, now + HOLD_BACK_REFRESH_S)
         return account in entry[0]
+
+    async def _pending_for_account(self, service: str, account: str) -> bool:
+        """Outboxes without a cheap whole-service view (Redis): ask per account, cached as long."""
+        now = time.monotonic()
+        key = (service, account)
+        cached = self._pending_cache.get(key)
+        if cached is None or cached[1] < now:
+            n = await self.outbox.pending_for(service, account, "new")
+            self._pending_cache[key] = cached = (n, now + HOLD_BACK_REFRESH_S)
+            if len(self._pending_cache) > 50_000:
+                self._pending_cache.clear()
+        return cached[0] > 0
 
     def needs_body(self, ex: Exchange) -> bool:
         return self.wanted(ex)
