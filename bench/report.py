@@ -77,6 +77,8 @@ class BenchReport(BaseModel):
     checks: dict[str, object] = Field(default_factory=dict)
     # The opt-in services-sla group (whole stack through the proxy); None when not run.
     services_sla: SlaReport | None = None
+    # The opt-in data group (backfill/verify items/s and RSS per size, bench/data_bench.py).
+    data: dict[str, object] | None = None
     wall_time_s: float = 0.0
 
 

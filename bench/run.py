@@ -30,6 +30,7 @@ import httpx
 import yaml
 from rich.console import Console
 
+from . import data_bench
 from .loadgen import run_load_blocking
 from .procs import Child, Children, StartError, group_cpu_seconds
 from .report import (
@@ -150,11 +151,12 @@ def setup_proxy_state(workdir: Path, profile: ProxyProfile) -> None:
 
     ctl = DirectControl(str(workdir / "routes.yaml"), f"sqlite:///{workdir / 'state.db'}")
     try:
-        ctl.shift(SERVICE, profile.percent_new, "bench", False)
-        if profile.shadow_percent:
-            ctl.shadow(SERVICE, profile.shadow_percent, "bench")
         if profile.dual_write:
             ctl.ops.set_dual_write(SERVICE, "on", reason="bench")
+        # Forced, with the reason audited: the synthetic upstream holds no customer data to prepare.
+        ctl.shift(SERVICE, profile.percent_new, "bench: synthetic upstream, no data to prepare", True)
+        if profile.shadow_percent:
+            ctl.shadow(SERVICE, profile.shadow_percent, "bench")
     except Exception as e:  # noqa: BLE001 — any refusal is a harness failure with its message
         raise BenchError(f"setting the proxy's live state failed: {e}") from None
     finally:
@@ -337,17 +339,25 @@ def plan(mode: str, only: list[str] | None) -> tuple[list[Scenario], list[tuple[
     return scenarios, skipped, with_sla
 
 
+DATA_GROUP = "data"
+
+
 def run(mode: Mode, loader: Loader, *, out: Path, upstream_workers: int, profile_s: float,
         only: list[str] | None = None, keep: bool = False, sla_duration_s: float = 10.0,
-        sla_profile_s: float = 8.0) -> BenchReport:
+        sla_profile_s: float = 8.0, data_args: argparse.Namespace | None = None) -> BenchReport:
     started = time.monotonic()
-    known = [s.name for s in all_scenarios()] + [SLA_GROUP]
+    known = [s.name for s in all_scenarios()] + [SLA_GROUP, DATA_GROUP]
     unknown = sorted(set(only or []) - set(known))
     if unknown:
         raise BenchError(f"unknown scenario {', '.join(unknown)} in --only; known: {', '.join(known)}")
-    scenarios, skipped_reasons, with_sla = plan(mode.name, only)
+    # The data group (backfill/verify on moto) is opt-in like services-sla: make bench or --only data.
+    with_data = DATA_GROUP in only if only else mode.name == "full"
+    rest = [n for n in only or [] if n != DATA_GROUP]
+    scenarios, skipped_reasons, with_sla = plan(mode.name, rest or None) if rest or not only else ([], [], False)
+    if not with_data and not only:
+        skipped_reasons.append((DATA_GROUP, "opt-in: make bench or --only data"))
     skipped = [SkippedScenario(name=n, reason=r) for n, r in skipped_reasons]
-    if not scenarios and not with_sla:
+    if not scenarios and not with_sla and not with_data:
         raise BenchError(f"nothing to run: {', '.join(only or [])} is not wired into the proxy yet")
     if with_sla and loader.kind != "wrk":
         raise BenchError(f"{SLA_GROUP} needs wrk (apt-get install wrk)")
@@ -356,6 +366,7 @@ def run(mode: Mode, loader: Loader, *, out: Path, upstream_workers: int, profile
     cpu_per_req: dict[str, list[float]] = {s.name: [] for s in scenarios}
     checks: dict[str, object] = {}
     sla: SlaReport | None = None
+    data: dict[str, object] | None = None
     try:
         if scenarios:
             _run_scenarios(mode, loader, scenarios, workdir, upstream_workers, profile_s, started, rounds,
@@ -368,6 +379,12 @@ def run(mode: Mode, loader: Loader, *, out: Path, upstream_workers: int, profile
                                 direct_s=sla_duration_s, profile_s=sla_profile_s, log=console.print)
             except (SlaError, StartError, httpx.HTTPError, OSError, subprocess.SubprocessError) as e:
                 sla = SlaReport(duration_s=sla_duration_s, connections=50, error=f"{type(e).__name__}: {e}")
+        if with_data:
+            args = data_args or data_bench.parser().parse_args([])
+            try:
+                data = data_bench.run_group(args.sizes, args, log=console.print)
+            except (RuntimeError, OSError, subprocess.SubprocessError) as e:
+                data = {"error": f"{type(e).__name__}: {e}"}
     finally:
         if not keep:
             shutil.rmtree(workdir, ignore_errors=True)
@@ -380,7 +397,7 @@ def run(mode: Mode, loader: Loader, *, out: Path, upstream_workers: int, profile
         settings={"duration_s": mode.duration_s, "warmup_s": mode.warmup_s, "rounds": mode.rounds,
                   "upstream_workers": upstream_workers, "path": BENCH_PATH, "percent_new": 50},
         scenarios=results, skipped=skipped, ratios=ratios,
-        goals=(judge(ratios) if scenarios else []) + sla_goals(sla), checks=checks, services_sla=sla,
+        goals=(judge(ratios) if scenarios else []) + sla_goals(sla), checks=checks, services_sla=sla, data=data,
         wall_time_s=round(time.monotonic() - started, 1))
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(report.model_dump_json(indent=2) + "\n")
@@ -451,6 +468,10 @@ def print_report(report: BenchReport, out: Path) -> None:
         console.print(render_sla_table(sla))
         for r in sla.routes:
             console.print(f"  {r.service}: {r.verdict}")
+    if report.data is not None:
+        console.print(f"  {DATA_GROUP}: {report.data.get('error') or report.data.get('verdict')}")
+        for row in report.data.get("sizes", []) or []:  # type: ignore[union-attr]
+            console.print(f"  {DATA_GROUP} {row['size']}: backfill {row['backfill']} verify {row['verify']}")
     for line in goal_lines(report):
         console.print("  " + line)
     for s in report.skipped:
@@ -506,6 +527,10 @@ def main(argv: list[str] | None = None) -> int:
                    help=f"{SLA_GROUP}: load per route through the proxy, and again straight at the service")
     p.add_argument("--sla-profile", type=float, default=8.0, metavar="SECONDS",
                    help=f"{SLA_GROUP}: py-spy the slowest route's service for this long (0: off)")
+    p.add_argument("--data-sizes", type=int, nargs="+", default=[10_000, 100_000], metavar="N",
+                   help=f"{DATA_GROUP}: legacy rows per size (backfill and verify items/s, peak RSS)")
+    p.add_argument("--data-segments", type=int, default=1, help=f"{DATA_GROUP}: parallel scan segments")
+    p.add_argument("--data-write-mode", choices=("threads", "transact"), default="threads")
     p.add_argument("--keep", action="store_true", help="keep the temp dir with process logs")
     p.add_argument("--strict", action="store_true", help="exit 1 when a binding target is missed")
     args = p.parse_args(argv)
@@ -516,7 +541,10 @@ def main(argv: list[str] | None = None) -> int:
         loader = pick_loader(args.loader)
         report = run(mode, loader, out=args.out, upstream_workers=args.upstream_workers,
                      profile_s=args.profile, only=args.only, keep=args.keep, sla_duration_s=args.sla_duration,
-                     sla_profile_s=args.sla_profile)
+                     sla_profile_s=args.sla_profile,
+                     data_args=data_bench.parser().parse_args(
+                         ["--sizes", *map(str, args.data_sizes), "--segments", str(args.data_segments),
+                          "--write-mode", args.data_write_mode]))
     except (BenchError, StartError) as e:
         console.print(f"[red]bench failed:[/red] {e}")
         return 1

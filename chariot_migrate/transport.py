@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
+from urllib.parse import quote
 
 Headers = list[tuple[str, str]]  # header names lower-case, order and duplicates kept
 
@@ -18,7 +19,9 @@ Headers = list[tuple[str, str]]  # header names lower-case, order and duplicates
 class HttpRequest:
     """A request as the proxy forwards it to one side.
 
-    ``path`` is the normalised path *without* the API stage prefix (e.g. ``/asset``); the
+    ``path`` is the normalised, decoded path *without* the API stage prefix (e.g. ``/asset``,
+    what routes match and a Lambda event's ``path`` carries); ``raw_path`` is the same path as
+    the client encoded it (e.g. ``/hook/p/pin%23zz``), what an HTTP upstream receives. The
     routing fields tell a Lambda transport which function and resource template to use.
     """
 
@@ -35,6 +38,7 @@ class HttpRequest:
     stage: str = ""  # API Gateway stage name, e.g. "chariot"
     client_ip: str = "127.0.0.1"
     request_id: str = ""
+    raw_path: str | None = None  # as received (percent-encoding kept); None: encode ``path``
 
     def header(self, name: str, default: str | None = None) -> str | None:
         name = name.lower()
@@ -42,6 +46,18 @@ class HttpRequest:
             if k == name:
                 return v
         return default
+
+    @property
+    def target_path(self) -> str:
+        """The path as it goes on the wire: the client's raw path, else ``path`` encoded so that
+        ``?``, ``#``, ``%`` and spaces inside a segment stay data (``/`` stays the separator)."""
+        return self.raw_path if self.raw_path is not None else quote_path(self.path)
+
+
+def quote_path(path: str) -> str:
+    """A decoded path as a request target: ``?``, ``#``, ``%``, spaces and non-ASCII inside a
+    segment are percent-encoded (UTF-8); ``/`` stays the separator."""
+    return quote(path, safe="/!$&'()*+,;=:@-._~")
 
 
 @dataclass(slots=True)

@@ -3,7 +3,8 @@
 #
 #   proxy [ARGS]               strangler proxy: public :8000, admin API + /metrics :8001
 #   service NAME [ARGS]        one of the eight services on its own port (account :9101 … configuration :9108)
-#   controller SERVICE [ARGS]  rollout controller: chariot-migrate rollout SERVICE --watch
+#   controller [SERVICE…] [ARGS]  rollout controller replica (leader lease in Redis; /healthz /ready
+#                              /metrics on :8002): chariot-migrate controller
 #   up [ARGS]                  the whole local stack in one container (demos; loopback only)
 #   anything else              passed to chariot-migrate as is (e.g. `status`, `shift account 5`, `--help`)
 #
@@ -16,7 +17,7 @@ BIND_HOST="${CHARIOT_BIND_HOST:-0.0.0.0}"
 
 usage() {
     cat >&2 <<'EOF'
-usage: entrypoint.sh proxy [ARGS] | service NAME [ARGS] | controller SERVICE [ARGS] | up [ARGS]
+usage: entrypoint.sh proxy [ARGS] | service NAME [ARGS] | controller [SERVICE...] [ARGS] | up [ARGS]
                      | <any chariot-migrate arguments>
 services: account asset-discovery risk-assessment capabilities integration-hub notification
           reporting configuration
@@ -68,13 +69,8 @@ case "$role" in
         exec "$CLI" service run "$name" --host "$BIND_HOST" --port "${CHARIOT_SERVICE_PORT:-$port}" "$@"
         ;;
     controller)
-        if [ "$#" -eq 0 ]; then
-            echo "entrypoint: 'controller' needs the service to roll out, e.g. controller account" >&2
-            exit 64
-        fi
-        target="$1"
-        shift
-        exec "$CLI" rollout "$target" --watch "$@"
+        # No service named: every service of routes.yaml, in phase order.
+        exec "$CLI" controller --health-host "$BIND_HOST" --health-port "${CHARIOT_CONTROLLER_PORT:-8002}" "$@"
         ;;
     up)
         # `up` binds loopback only (it has no --host yet): reach it inside the container

@@ -28,7 +28,7 @@ OUTPUTS: dict[Target, Path] = {
     "compose": REPO / "deploy" / "compose.routes.yaml",
 }
 COMPOSE_MOTO_URL = "http://moto:5000"
-# Several proxy replicas must share diffs and request windows: per-pod SQLite files would split
+# Several proxy replicas must share diffs, request windows and the outbox: per-pod SQLite files would split
 # the evidence the gates read (and vanish with the pod).
 SHARED_REDIS_URL = "redis://redis:6379/0"
 HEADER = (
@@ -56,10 +56,15 @@ def render(doc: dict[str, Any], target: Target) -> dict[str, Any]:
             raise ValueError(f"service {name!r}: use one `url` per service; the cluster Service load-balances")
         if svc.get("url"):
             svc["url"] = service_url(name, svc["url"])
+        if svc.get("grpc"):  # host:port → <service DNS name>:port
+            svc["grpc"] = f"{name}:{str(svc['grpc']).rpartition(':')[2]}"
     if isinstance(out.get("shadow"), dict) and "store" in out["shadow"]:
         out["shadow"]["store"] = SHARED_REDIS_URL
     if isinstance(out.get("plan"), dict) and "metrics_store" in out["plan"]:
         out["plan"]["metrics_store"] = SHARED_REDIS_URL
+    if isinstance(out.get("dual_write"), dict):
+        # One outbox for every proxy replica, and the one the controller's backlog gate reads.
+        out["dual_write"]["outbox"] = SHARED_REDIS_URL
     legacy = out["legacy"]
     if target == "k8s":
         # The real Lambda functions, through boto3 Invoke with the pod's AWS identity.

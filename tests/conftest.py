@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import signal
@@ -9,8 +10,10 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -22,10 +25,10 @@ class Proc:
     """A child process whose first stdout line is JSON with its ports; stderr is collected."""
 
     def __init__(self, args: list[str], *, cwd: Path | None = None, env: dict[str, str] | None = None,
-                 ready_timeout: float = 30) -> None:
+                 ready_timeout: float = 30, pass_fds: tuple[int, ...] = ()) -> None:
         full_env = {**os.environ, **(env or {})}
         self.popen = subprocess.Popen(args, cwd=cwd, env=full_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                      text=True, start_new_session=True)
+                                      text=True, start_new_session=True, pass_fds=pass_fds)
         self.stderr_lines: list[str] = []
         threading.Thread(target=self._drain_stderr, daemon=True).start()
         self.info = self._wait_ready(ready_timeout)
@@ -85,6 +88,30 @@ class Proc:
         return self.popen.returncode
 
 
+def eventually(check: Callable[[], Any], timeout: float = 10.0, what: str = "condition",
+               interval: float = 0.05) -> Any:
+    """Poll ``check`` until it returns something truthy (returned) or ``timeout`` seconds pass
+    (AssertionError naming ``what``): the one way tests wait for a condition, never a fixed sleep."""
+    deadline = time.monotonic() + timeout
+    while True:
+        got = check()
+        if got:
+            return got
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(interval)
+
+
+def deep_merge(base: Any, extra: Any) -> Any:
+    """``extra`` over ``base``: mappings merged key by key, anything else replaced (a copy)."""
+    if isinstance(base, dict) and isinstance(extra, dict):
+        out = dict(base)
+        for k, v in extra.items():
+            out[k] = deep_merge(base.get(k), v)
+        return out
+    return copy.deepcopy(extra)
+
+
 def cli(*args: str) -> list[str]:
     return [str(BIN / "chariot-migrate"), *args]
 
@@ -121,3 +148,51 @@ def start_proxy(procs, tmp_path):
         return p
 
     return _start
+
+
+def prometheus_tool(name: str) -> str:
+    """``prometheus`` or ``promtool``: installed by .ci/install-prometheus (the Debian package) when
+    missing; the test skips, saying so, only when it cannot be installed."""
+    import shutil
+
+    if not shutil.which(name):
+        subprocess.run([str(ROOT / ".ci" / "install-prometheus")], capture_output=True, timeout=600)
+    path = shutil.which(name)
+    if not path:
+        pytest.skip(f"{name} is not installed and .ci/install-prometheus could not install the Debian package")
+    return path
+
+
+class Receiver:
+    """A webhook receiver: a real HTTP server on 127.0.0.1:0 recording every POST; ``script`` answers per path."""
+
+    def __init__(self) -> None:
+        self.got: list[tuple[str, dict, dict, bytes]] = []
+        self.script: dict[str, list[int]] = {}
+        self.delay: dict[str, float] = {}
+        outer = self
+
+        class H(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802
+                body = self.rfile.read(int(self.headers.get("content-length", 0)))
+                outer.got.append((self.path, dict(self.headers), json.loads(body), body))
+                time.sleep(outer.delay.get(self.path, 0))
+                codes = outer.script.get(self.path) or [200]
+                code = codes.pop(0) if len(codes) > 1 else codes[0]
+                self.send_response(code)
+                self.send_header("content-length", "0")
+                self.end_headers()
+
+            def log_message(self, *a) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), H)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def events(self, path: str = "/chat") -> list[dict]:
+        return [doc for p, _, doc, _ in self.got if p == path]
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()

@@ -25,28 +25,45 @@ class DirectControl:
             if need_routes:
                 raise
             cfg = None
-        self.ops = Operations(open_state_store(state), cfg)
+        self.state_url = state
+        self.ops = Operations(open_state_store(state), cfg, state_url=state)
+
+    def _done(self, s) -> dict[str, Any]:
+        return {**s.model_dump(), "notes": list(self.ops.notes)}
 
     def status(self) -> dict[str, Any]:
-        return {"version": self.ops.store.version(), "services": [r.as_dict() for r in self.ops.status()]}
+        doc = {"version": self.ops.store.version(), "services": [r.as_dict() for r in self.ops.status()]}
+        if self.ops.config is not None:
+            from .prepare_cmd import dual_write_honoured
+
+            problem, notes = dual_write_honoured(self.ops.config, self.state_url, None)
+            doc["dual_write_honoured"] = problem or "; ".join(notes)
+        return doc
 
     def shift(self, service: str, percent: float, reason: str, force: bool) -> dict[str, Any]:
-        return self.ops.shift(service, percent, reason=reason, force=force).model_dump()
+        return self._done(self.ops.shift(service, percent, reason=reason, force=force))
 
     def shadow(self, service: str, percent: float, reason: str) -> dict[str, Any]:
         return self.ops.set_shadow(service, percent, reason=reason).model_dump()
 
-    def rollback(self, service: str, reason: str) -> dict[str, Any]:
-        return self.ops.rollback(service, reason=reason).model_dump()
+    def rollback(self, service: str, reason: str, force: bool = False) -> dict[str, Any]:
+        return self._done(self.ops.rollback(service, reason=reason, force=force))
 
-    def pin(self, service: str, account: str, to: str, reason: str) -> dict[str, Any]:
-        return self.ops.pin(service, account, to, reason=reason).model_dump()  # type: ignore[arg-type]
+    def pin(self, service: str, account: str, to: str, reason: str, force: bool = False) -> dict[str, Any]:
+        return self._done(self.ops.pin(service, account, to, reason=reason, force=force))  # type: ignore[arg-type]
 
-    def unpin(self, service: str, account: str) -> dict[str, Any]:
-        return self.ops.unpin(service, account).model_dump()
+    def unpin(self, service: str, account: str, reason: str = "", force: bool = False) -> dict[str, Any]:
+        return self._done(self.ops.unpin(service, account, reason=reason, force=force))
 
     def history(self, service: str | None, limit: int) -> list[dict[str, Any]]:
         return [h.model_dump() for h in self.ops.history(service, limit)]
+
+    def dual_write(self, service: str, mode: str, percent: float, reason: str, force: bool) -> dict[str, Any]:
+        return self._done(self.ops.set_dual_write(service, mode, percent, reason=reason, force=force))  # type: ignore[arg-type]
+
+    def approve(self, service: str, step: str | None, reason: str) -> dict[str, Any]:
+        target, s = self.ops.approve_next(service, step, reason=reason)
+        return {"approved": target, **(self._done(s) if s is not None else {})}
 
 
 class AdminControl:
@@ -79,20 +96,33 @@ class AdminControl:
     def shadow(self, service: str, percent: float, reason: str) -> dict[str, Any]:
         return self._call("POST", f"/services/{service}/shadow", json={"percent": percent, "reason": reason})
 
-    def rollback(self, service: str, reason: str) -> dict[str, Any]:
-        return self._call("POST", f"/services/{service}/rollback", json={"reason": reason})
+    def rollback(self, service: str, reason: str, force: bool = False) -> dict[str, Any]:
+        return self._call("POST", f"/services/{service}/rollback", json={"reason": reason, "force": force})
 
-    def pin(self, service: str, account: str, to: str, reason: str) -> dict[str, Any]:
-        return self._call("POST", f"/services/{service}/pins", json={"account": account, "to": to, "reason": reason})
+    def pin(self, service: str, account: str, to: str, reason: str, force: bool = False) -> dict[str, Any]:
+        return self._call("POST", f"/services/{service}/pins",
+                          json={"account": account, "to": to, "reason": reason, "force": force})
 
-    def unpin(self, service: str, account: str) -> dict[str, Any]:
-        return self._call("DELETE", f"/services/{service}/pins/{account}")
+    def unpin(self, service: str, account: str, reason: str = "", force: bool = False) -> dict[str, Any]:
+        return self._call("DELETE", f"/services/{service}/pins/{account}",
+                          params={"reason": reason, "force": str(force).lower()})
 
     def history(self, service: str | None, limit: int) -> list[dict[str, Any]]:
         params: dict[str, Any] = {"limit": limit}
         if service:
             params["service"] = service
         return self._call("GET", "/history", params=params)
+
+    def dual_write(self, service: str, mode: str, percent: float, reason: str, force: bool) -> dict[str, Any]:
+        return self._call("POST", f"/services/{service}/dual-write",
+                          json={"mode": mode, "percent": percent, "reason": reason, "force": force})
+
+    def approve(self, service: str, step: str | None, reason: str) -> dict[str, Any]:
+        return self._call("POST", f"/services/{service}/approve", json={"step": step, "reason": reason})
+
+    def advance(self, service: str, reason: str, force: bool) -> dict[str, Any]:
+        """The admin process evaluates the gates on its own stores and takes the step."""
+        return self._call("POST", f"/services/{service}/advance", json={"reason": reason, "force": force})
 
 
 def _actor() -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import sys
 from urllib.parse import urlparse
@@ -18,13 +19,17 @@ service_app = typer.Typer(help="Run the new services.", no_args_is_help=True)
 @friendly_errors
 def run(name: str = typer.Argument(..., help="service name from routes.yaml"), routes: str = RoutesOpt,
         host: str = typer.Option("127.0.0.1"), port: int = typer.Option(None, help="default: the port in its url"),
-        workers: int = typer.Option(1, min=1, max=64, help="processes sharing the port")) -> None:
+        workers: int = typer.Option(1, min=1, max=64, help="processes sharing the port"),
+        fd: int = typer.Option(None, help="serve on this listening socket, already bound by the parent "
+                                          "(what `up` does), instead of --host/--port")) -> None:
     """Serve SERVICE with uvicorn; prints one JSON line with the port when listening."""
     import uvicorn
 
-    from ..proxy.server import bind
+    from ..lifecycle import CHILD_APP_ENV, adopt_children, bind, die_with_parent, inherited, port_of
     from ..routes.loader import load_table
     from .common import ControlError
+
+    die_with_parent()  # under a supervisor (`up`): this process ends with it
 
     cfg = load_table(routes_path(routes)).config
     svc = cfg.services.get(name)
@@ -34,10 +39,13 @@ def run(name: str = typer.Argument(..., help="service name from routes.yaml"), r
         raise ControlError(f"service {name!r} has no `app:` import string in routes.yaml")
     if port is None:
         port = urlparse(svc.url).port if svc.url else 0
-    sock = bind(host, port or 0)
-    print(json.dumps({"event": "service.listening", "service": name, "host": host, "port": sock.getsockname()[1]}),
+    sock = inherited(fd) if fd is not None else bind(host, port or 0)
+    print(json.dumps({"event": "service.listening", "service": name, "host": host, "port": port_of(sock)}),
           flush=True)
-    config = uvicorn.Config(svc.app, factory=True, workers=workers, loop="uvloop", http="httptools",
+    # Workers (--workers N) build the app through lifecycle.child_app, which ties them to this process.
+    os.environ[CHILD_APP_ENV] = svc.app
+    adopt_children()
+    config = uvicorn.Config("chariot_migrate.lifecycle:child_app", factory=True, workers=workers, loop="uvloop", http="httptools",
                             access_log=False, log_level="warning", lifespan="on", timeout_graceful_shutdown=20)
     # On SIGTERM uvicorn stops accepting, lets requests in flight finish and runs the app's
     # shutdown (queues flushed), then re-raises the signal, which would end the process with

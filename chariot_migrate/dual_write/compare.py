@@ -1,29 +1,35 @@
-"""Item normalisation and field-level diff for verify (pure functions).
+"""Stored items compared for verify with the shadow normalisation and diff (DESIGN §6). Pure.
 
-Same spirit as the shadow engine's normalisation, scoped to stored items: DynamoDB numbers
-(``Decimal``) compare as numbers, sets compare unordered, and ignored field paths (dotted,
-``*`` matches one segment, e.g. ``updated``, ``meta.*.ts``) are dropped before comparing.
+DynamoDB values are first made plain JSON (``Decimal`` → number, sets → sorted lists, bytes →
+``b64:…``); then the one normalisation of :mod:`chariot_migrate.shadow` applies: ignored paths
+(``updated``, ``meta.*.ts``, any shadow path pattern), numbers equal whatever their type, ISO
+instants equal in any offset. Differences are reported per field path (``meta.x.ts``, ``c[1]``).
 """
 
 from __future__ import annotations
 
 import base64
+import functools
 import json
 from decimal import Decimal
 from typing import Any
 
 from pydantic import BaseModel
 
+from chariot_migrate.shadow.diff import diff
+from chariot_migrate.shadow.normalise import NormalisedResponse, NormaliseRules
+from chariot_migrate.shadow.normalise import normalise as normalise_response
+
 
 class FieldDiff(BaseModel):
     path: str
-    kind: str  # missing | extra | type | value
+    kind: str  # missing | extra | type | value | length | order (the shadow diff's kinds)
     legacy: Any = None
     new: Any = None
 
 
 def normalise(value: Any) -> Any:
-    """Plain JSON-able data with a canonical form for numbers, sets and bytes."""
+    """A stored (DynamoDB-typed) value as plain JSON with a canonical form for numbers, sets and bytes."""
     if isinstance(value, dict):
         return {str(k): normalise(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
@@ -42,52 +48,19 @@ def normalise(value: Any) -> Any:
     return value
 
 
-def _matches(path: list[str], pattern: list[str]) -> bool:
-    return len(path) == len(pattern) and all(p == "*" or p == s for s, p in zip(path, pattern, strict=True))
-
-
-def drop_ignored(item: Any, ignore: list[str], _path: list[str] | None = None) -> Any:
-    patterns = [p.split(".") for p in ignore]
-    return _drop(item, patterns, _path or [])
-
-
-def _drop(value: Any, patterns: list[list[str]], path: list[str]) -> Any:
-    if isinstance(value, dict):
-        out = {}
-        for k, v in value.items():
-            sub = [*path, str(k)]
-            if any(_matches(sub, p) for p in patterns):
-                continue
-            out[k] = _drop(v, patterns, sub)
-        return out
-    return value
-
-
 def diff_items(legacy: Any, new: Any, ignore: list[str] | None = None) -> list[FieldDiff]:
-    """Field-level differences between two (already mapped) items, after normalisation."""
-    a = drop_ignored(normalise(legacy), ignore or [])
-    b = drop_ignored(normalise(new), ignore or [])
-    out: list[FieldDiff] = []
-    _diff(a, b, "", out)
-    return out
+    """Field-level differences between two (already mapped) items, after the shadow normalisation."""
+    rules = _rules(tuple(ignore or ()))
+    a, b = (normalise_response(NormalisedResponse(200, {}, "json", normalise(item)), rules) for item in (legacy, new))
+    return [FieldDiff(path=_field_path(d.path), kind=d.kind, legacy=d.left, new=d.right) for d in diff(a, b, rules)]
 
 
-def _diff(a: Any, b: Any, path: str, out: list[FieldDiff]) -> None:
-    if isinstance(a, dict) and isinstance(b, dict):
-        for k in sorted(set(a) | set(b)):
-            sub = f"{path}.{k}" if path else k
-            if k not in b:
-                out.append(FieldDiff(path=sub, kind="missing", legacy=a[k]))
-            elif k not in a:
-                out.append(FieldDiff(path=sub, kind="extra", new=b[k]))
-            else:
-                _diff(a[k], b[k], sub, out)
-        return
-    if isinstance(a, list) and isinstance(b, list) and len(a) == len(b):
-        for i, (x, y) in enumerate(zip(a, b, strict=True)):
-            _diff(x, y, f"{path}[{i}]", out)
-        return
-    if type(a) is not type(b) and not (isinstance(a, (int, float)) and isinstance(b, (int, float))):
-        out.append(FieldDiff(path=path or "$", kind="type", legacy=a, new=b))
-    elif a != b:
-        out.append(FieldDiff(path=path or "$", kind="value", legacy=a, new=b))
+@functools.lru_cache(maxsize=64)
+def _rules(ignore: tuple[str, ...]) -> NormaliseRules:
+    # One migration's ignore list, compiled once for all its items (a bad pattern: ValueError).
+    return NormaliseRules(ignore=list(ignore))
+
+
+def _field_path(path: str) -> str:
+    """The shadow's ``$.meta.x.ts`` / ``$.c[1]`` as verify reports it: ``meta.x.ts`` / ``c[1]``."""
+    return path[2:] if path.startswith("$.") else path[1:] if path.startswith("$[") else path

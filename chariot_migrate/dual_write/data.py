@@ -2,17 +2,22 @@
 
 All three take boto3 ``Table`` resources (``boto3.resource("dynamodb").Table(name)``) and a
 :class:`~chariot_migrate.dual_write.migration.ServiceMigration`; they are synchronous (boto3
-is) — run them in a thread from async code.
+is) — run them in a thread from async code. Scans go through the tables' (thread-safe) clients.
 
-* **backfill** scans the legacy table for the service's sort-key prefixes (optionally as a
-  parallel scan of N segments) and writes mapped items to the new tables. Resumable: after
-  every page the segment's ``LastEvaluatedKey`` is checkpointed, so a run that was killed
-  continues where it stopped. Idempotent and safe while dual writes run: by default a put is
-  conditional on the item being absent, so a newer dual-written item is never overwritten
-  by an older legacy copy (``overwrite=True`` forces it; drift is verify/repair's job).
+* **backfill** scans the legacy table for the service's sort-key prefixes as N parallel scan
+  segments and writes mapped items to the new tables in batches of conditional puts
+  (:mod:`~chariot_migrate.dual_write.absent_writes`): a put never overwrites an item that is
+  present, so a newer dual-written item survives an older legacy copy (``overwrite=True`` forces
+  it; drift is verify/repair's job). Resumable: after every page the segment's
+  ``LastEvaluatedKey`` and counts are checkpointed, so a killed run continues where it stopped;
+  the page being written when it was killed is replayed, and its items found equal to what the
+  backfill writes count as written (they are its own), not as already present. A run after a
+  *finished* pass starts a new pass: a backfill always catches up with what came since.
 * **verify** compares both stores key by key after normalisation (ignored fields, numbers,
-  sets) and reports missing-on-either-side and differing items, with redacted examples.
-  It holds one side's mapped items in memory: fine up to a few million items per service.
+  sets) as a merge-join: each side is written as sorted runs to files and merged in key order
+  (:mod:`~chariot_migrate.dual_write.merge_join`), so memory stays flat whatever the data size.
+  With a checkpoint store it is resumable (finished runs and each segment's scan position are
+  kept); it reports missing-on-either-side and differing items, with redacted examples.
 * **repair** re-reads each reported key from the source of truth *at repair time* and puts
   (or deletes, if the source no longer has it) the mapped item on the other side.
 """
@@ -20,31 +25,38 @@ is) — run them in a thread from async code.
 from __future__ import annotations
 
 import json
-import re
+import os
+import tempfile
+import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Literal
 
-from boto3.dynamodb.conditions import Attr
-from botocore.exceptions import ClientError
 from pydantic import BaseModel, Field, computed_field
 
+from chariot_migrate.dual_write.absent_writes import WriteMode, put_absent
 from chariot_migrate.dual_write.compare import FieldDiff, diff_items, normalise
+from chariot_migrate.dual_write.merge_join import RunWriter, dedupe_last, merge_join, merged
 from chariot_migrate.dual_write.migration import (
     CheckpointStore,
     Item,
     RateLimiter,
     ServiceMigration,
+    TableSpec,
     table_spec,
     to_dynamo,
 )
+from chariot_migrate.dual_write.segments import prefix_filter, scan_segments
+from chariot_migrate.redact import REDACTED, is_sensitive, redact_value
 
 Table = Any  # boto3.resources.factory.dynamodb.Table
 
 
-# --- shared scanning ---------------------------------------------------------------------------
+# --- shared ---------------------------------------------------------------------------------
 
 
 def _legacy_key_names(legacy: Table) -> list[str]:
@@ -62,31 +74,26 @@ def _legacy_sort_key(migration: ServiceMigration, legacy: Table) -> str:
     return names[1]
 
 
-def _prefix_filter(migration: ServiceMigration, sort_key: str) -> Any:
+def _owned_filter(migration: ServiceMigration, legacy: Table) -> dict[str, Any]:
     if not migration.legacy_prefixes:
         raise ValueError(f"{migration.service}: legacy_prefixes is empty; nothing would be selected")
-    cond = None
-    for p in migration.legacy_prefixes:
-        c = Attr(sort_key).begins_with(p)
-        cond = c if cond is None else cond | c
-    return cond
+    return prefix_filter(_legacy_sort_key(migration, legacy), list(migration.legacy_prefixes))
 
 
-def _scan_pages(table: Table, start_key: Item | None = None, **kwargs: Any) -> Iterator[tuple[list[Item], Item | None]]:
-    """Yield (items, last_evaluated_key) per page; the last page has key None."""
-    key = start_key
-    while True:
-        args = dict(kwargs)
-        if key is not None:
-            args["ExclusiveStartKey"] = key
-        page = table.scan(**args)
-        key = page.get("LastEvaluatedKey")
-        yield page.get("Items", []), key
-        if key is None:
-            return
+def _item_count(*tables: Table) -> int | None:
+    try:
+        return sum(int(t.item_count) for t in tables)
+    except Exception:  # noqa: BLE001 - an estimate only (DescribeTable, refreshed every ~6 h on AWS)
+        return None
+
+
+def _new_client(new: Mapping[str, Table]) -> Any:
+    return next(iter(new.values())).meta.client
 
 
 # --- backfill ---------------------------------------------------------------------------------
+
+_COUNTS = ("scanned", "written", "skipped_existing", "unmapped")
 
 
 @dataclass(slots=True)
@@ -110,6 +117,36 @@ class BackfillResult(BaseModel):
     unmapped: int
     resumed: bool
     elapsed_s: float
+    pass_started_at: float | None = None  # when this pass (incl. the runs it resumed) began
+    segments: int = 1
+    write_mode: str = "threads"
+
+
+def _start_pass(state: dict[str, Any] | None, segments: int, name: str) -> tuple[dict[str, Any], bool]:
+    """(state, resumed) of this run (pure): a finished or absent checkpoint starts a new pass."""
+    if state is not None and _pass_complete(state):
+        state = None  # the last pass finished: a new run is a new pass, so it catches up on what came since
+    if state is None:
+        return {"total_segments": segments, "segments": {}, "pass_started_at": time.time()}, False
+    if state.get("total_segments") != segments:
+        raise ValueError(
+            f"checkpoint {name!r} was made with segments={state.get('total_segments')}; "
+            f"rerun with that value or clear the checkpoint"
+        )
+    old = state.pop("counts", None)  # checkpoints before per-segment counts: fold into segment 0
+    if old:
+        state["segments"].setdefault("0", {"last_key": None, "done": False})["counts"] = old
+    return state, True
+
+
+def _pass_complete(state: dict[str, Any]) -> bool:
+    segs = state.get("segments") or {}
+    total = int(state.get("total_segments") or 1)
+    return len(segs) >= total and all(s.get("done") for s in segs.values())
+
+
+def _sum_counts(state: dict[str, Any]) -> dict[str, int]:
+    return {c: sum(int((s.get("counts") or {}).get(c, 0)) for s in state["segments"].values()) for c in _COUNTS}
 
 
 def backfill(
@@ -121,90 +158,96 @@ def backfill(
     rate_limit_per_s: float | None = None,
     progress: Callable[[BackfillProgress], None] | None = None,
     segments: int = 1,
-    page_size: int = 100,
+    page_size: int | None = 1000,
     overwrite: bool = False,
     checkpoint_name: str | None = None,
     limiter: RateLimiter | None = None,
+    write_mode: WriteMode = "threads",
+    write_threads: int = 8,
 ) -> BackfillResult:
     """Copy the service's legacy items into its new tables (see module docstring)."""
     started = time.monotonic()
+    if segments < 1:
+        raise ValueError("segments must be at least 1")
     name = checkpoint_name or f"backfill-{migration.service}"
-    sort_key = _legacy_sort_key(migration, legacy)
-    flt = _prefix_filter(migration, sort_key)
+    scan_filter = _owned_filter(migration, legacy)
     limiter = limiter or RateLimiter(rate_limit_per_s)
     _check_tables(migration, new)
-
-    state = checkpoint_store.load(name) if checkpoint_store else None
-    resumed = state is not None
-    if state is None:
-        state = {"total_segments": segments, "segments": {}, "counts": {}}
-    elif state.get("total_segments") != segments:
-        raise ValueError(
-            f"checkpoint {name!r} was made with segments={state.get('total_segments')}; "
-            f"rerun with that value or clear the checkpoint"
-        )
-    counts = state.setdefault("counts", {})
-    prog = BackfillProgress(
-        scanned=int(counts.get("scanned", 0)),
-        written=int(counts.get("written", 0)),
-        skipped_existing=int(counts.get("skipped_existing", 0)),
-        unmapped=int(counts.get("unmapped", 0)),
-        total_segments=segments,
-        resumed=resumed,
-    )
-    try:
-        prog.estimated_total = int(legacy.item_count)
-    except Exception:  # noqa: BLE001 - an estimate only
-        prog.estimated_total = None
+    state, resumed = _start_pass(checkpoint_store.load(name) if checkpoint_store else None, segments, name)
+    # A resumed segment's first page may have been written in part by the killed run.
+    replaying = {k for k, s in state["segments"].items() if not s.get("done")} if resumed else set()
+    lock = threading.Lock()
+    prog = BackfillProgress(total_segments=segments, resumed=resumed, estimated_total=_item_count(legacy))
+    for count, n in _sum_counts(state).items():  # a resumed pass goes on from its counts
+        setattr(prog, count, n)
     prog.segments_done = sum(1 for s in state["segments"].values() if s.get("done"))
+    client = _new_client(new)
+    pool = ThreadPoolExecutor(write_threads, thread_name_prefix="backfill-put") \
+        if write_mode == "threads" and write_threads > 1 else None
 
-    for seg in range(segments):
-        seg_state = state["segments"].setdefault(str(seg), {"last_key": None, "done": False})
-        if seg_state["done"]:
-            continue
-        scan_args: dict[str, Any] = {"FilterExpression": flt, "Limit": page_size}
-        if segments > 1:
-            scan_args |= {"Segment": seg, "TotalSegments": segments}
-        for items, last_key in _scan_pages(legacy, seg_state["last_key"], **scan_args):
-            for item in items:
-                limiter.acquire()
-                prog.scanned += 1
-                mapped = migration.to_new(item)
-                if mapped is None:
-                    prog.unmapped += 1
-                    continue
-                table_name, new_item = mapped
-                spec = table_spec(migration, table_name)
-                if _put(new[table_name], spec.hash_key, to_dynamo(new_item), overwrite):
-                    prog.written += 1
-                else:
-                    prog.skipped_existing += 1
-            # Checkpoint only after the whole page is written: a kill mid-page replays the
-            # page, which the conditional put makes harmless.
-            seg_state["last_key"] = last_key
-            seg_state["done"] = last_key is None
-            if seg_state["done"]:
-                prog.segments_done += 1
-            counts.update(
-                scanned=prog.scanned, written=prog.written,
-                skipped_existing=prog.skipped_existing, unmapped=prog.unmapped,
-            )
+    def on_page(seg: int, items: list[Item], last_key: Item | None) -> None:
+        page = Counter(scanned=len(items))
+        puts: list[tuple[str, str, Item]] = []
+        for item in items:
+            limiter.acquire()
+            mapped = migration.to_new(item)
+            if mapped is None:
+                page["unmapped"] += 1
+                continue
+            table_name, new_item = mapped
+            puts.append((table_name, table_spec(migration, table_name).hash_key, to_dynamo(new_item)))
+        named = [(new[t].name, hk, it) for t, hk, it in puts]
+        written = put_absent(client, named, mode=write_mode, overwrite=overwrite, pool=pool)
+        with lock:
+            if str(seg) in replaying:
+                replaying.discard(str(seg))
+                written = _own_earlier_writes(migration, new, puts, written)
+        page["written"] += sum(written)
+        page["skipped_existing"] += len(written) - sum(written)
+        with lock:
+            # Checkpoint only after the whole page is written: a kill mid-page replays the page,
+            # which the conditional puts make harmless (and _own_earlier_writes counts right).
+            st = state["segments"].setdefault(str(seg), {"last_key": None, "done": False})
+            counts = st.setdefault("counts", {})
+            for c in _COUNTS:
+                counts[c] = int(counts.get(c, 0)) + page[c]
+                setattr(prog, c, getattr(prog, c) + page[c])
+            st["last_key"], st["done"] = last_key, last_key is None
+            prog.segments_done += st["done"]
             if checkpoint_store:
                 checkpoint_store.save(name, state)
             if progress:
                 progress(prog)
+
+    try:
+        scan_segments(legacy.meta.client, legacy.name, state["segments"], segments, on_page,
+                      page_size=page_size, extra=scan_filter)
+    finally:
+        if pool is not None:
+            pool.shutdown(wait=True)
     prog.done = True
     if progress:
         progress(prog)
     return BackfillResult(
-        service=migration.service,
-        scanned=prog.scanned,
-        written=prog.written,
-        skipped_existing=prog.skipped_existing,
-        unmapped=prog.unmapped,
-        resumed=resumed,
-        elapsed_s=time.monotonic() - started,
+        service=migration.service, scanned=prog.scanned, written=prog.written,
+        skipped_existing=prog.skipped_existing, unmapped=prog.unmapped, resumed=resumed,
+        elapsed_s=time.monotonic() - started, pass_started_at=state.get("pass_started_at"),
+        segments=segments, write_mode=write_mode,
     )
+
+
+def _own_earlier_writes(migration: ServiceMigration, new: Mapping[str, Table],
+                        puts: list[tuple[str, str, Item]], written: list[bool]) -> list[bool]:
+    """On a replayed page, a refused put whose present item equals what the backfill writes was
+    written by the killed run: count it as written (one strongly consistent read per refused put)."""
+    out = list(written)
+    for i, (table_name, _, item) in enumerate(puts):
+        if written[i]:
+            continue
+        key = to_dynamo(table_spec(migration, table_name).key_of(item))
+        present = new[table_name].get_item(Key=key, ConsistentRead=True).get("Item")
+        out[i] = present is not None and normalise(present) == normalise(item)
+    return out
 
 
 def _check_tables(migration: ServiceMigration, new: Mapping[str, Table]) -> None:
@@ -213,36 +256,7 @@ def _check_tables(migration: ServiceMigration, new: Mapping[str, Table]) -> None
         raise ValueError(f"{migration.service}: no table handle given for {missing}")
 
 
-def _put(table: Table, hash_key: str, item: Item, overwrite: bool) -> bool:
-    if overwrite:
-        table.put_item(Item=item)
-        return True
-    try:
-        table.put_item(
-            Item=item,
-            ConditionExpression="attribute_not_exists(#pk)",
-            ExpressionAttributeNames={"#pk": hash_key},
-        )
-        return True
-    except ClientError as exc:
-        if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
-            return False
-        raise
-
-
 # --- verify -----------------------------------------------------------------------------------
-
-_SECRET_FIELD = re.compile(r"secret|password|passwd|token|authorization|api_?key|private", re.I)
-
-
-def redact(value: Any) -> Any:
-    """Mask values under secret-looking field names (reports must never carry secrets)."""
-    if isinstance(value, dict):
-        return {k: "***" if _SECRET_FIELD.search(str(k)) else redact(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [redact(v) for v in value]
-    return value
-
 
 class KeyRef(BaseModel):
     table: str  # the new-side table
@@ -267,6 +281,7 @@ class VerifyResult(BaseModel):
     differing: list[DifferingItem] = Field(default_factory=list)
     field_counts: dict[str, int] = Field(default_factory=dict)  # differing path → items
     elapsed_s: float = 0.0
+    resumed: bool = False
 
     @computed_field  # type: ignore[prop-decorator]
     @property
@@ -274,8 +289,63 @@ class VerifyResult(BaseModel):
         return not (self.missing_in_new or self.missing_in_legacy or self.differing)
 
 
+def report(result: VerifyResult) -> dict[str, Any]:
+    """The result as stored and shown: keys that carry a credential (``#account#…#hook#<pin>``)
+    and secret-named fields redacted by the one policy shadow uses too; repair re-verifies, so it
+    never needs the raw keys from a report."""
+    return redact_value(json.loads(result.model_dump_json()))
+
+
 def _key_id(table: str, key: Item) -> str:
     return json.dumps([table, normalise(key)], sort_keys=True)
+
+
+def _scan_to_runs(table: Table, section: str, state: dict[str, Any], workdir: Path, *, segments: int,
+                  page_size: int | None, run_size: int, extra: dict[str, Any] | None,
+                  record: Callable[[Item], tuple[str, str | None, Any]], save: Callable[[], None],
+                  read: Callable[[int], None], lock: threading.Lock) -> None:
+    """Scan ``table`` into sorted runs (one writer per segment). ``record(item)`` → (counter,
+    key_id | None, payload). A segment's runs, counts and position are checkpointed together
+    when a run is written, so a resumed scan neither loses nor repeats a record."""
+    sec = state.setdefault(section, {"segments": {}})
+    writers: dict[int, RunWriter] = {}
+    pending: dict[int, Counter[str]] = {}
+
+    def on_page(seg: int, items: list[Item], last_key: Item | None) -> None:
+        st = sec["segments"].setdefault(str(seg), {"last_key": None, "done": False})
+        w = writers.get(seg) or writers.setdefault(
+            seg, RunWriter(workdir, f"{section.replace(':', '-')}-s{seg}", run_size, st.get("runs")))
+        c = pending.setdefault(seg, Counter())
+        for item in items:
+            counter, kid, payload = record(item)
+            c[counter] += 1
+            if kid is not None:
+                w.add(kid, payload)
+        read(len(items))
+        if w.full or last_key is None:
+            w.flush()
+            with lock:
+                counts = st.setdefault("counts", {})
+                for k, v in c.items():
+                    counts[k] = int(counts.get(k, 0)) + v
+                c.clear()
+                st["runs"], st["last_key"], st["done"] = list(w.runs), last_key, last_key is None
+                save()
+        # else: the page's records wait in memory (≤ run_size); a kill rescans from the last run.
+
+    scan_segments(table.meta.client, table.name, sec["segments"], segments, on_page, page_size=page_size,
+                  extra=extra)
+
+
+def _section_counts(state: dict[str, Any], section: str) -> Counter[str]:
+    out: Counter[str] = Counter()
+    for s in state.get(section, {}).get("segments", {}).values():
+        out.update({k: int(v) for k, v in (s.get("counts") or {}).items()})
+    return out
+
+
+def _section_runs(state: dict[str, Any], section: str) -> list[str]:
+    return [r for _, s in sorted(state.get(section, {}).get("segments", {}).items()) for r in s.get("runs", [])]
 
 
 def verify(
@@ -285,84 +355,121 @@ def verify(
     *,
     max_examples: int = 20,
     rate_limit_per_s: float | None = None,
-    progress: Callable[[int], None] | None = None,
+    progress: Callable[..., None] | None = None,
+    segments: int = 1,
+    page_size: int | None = 1000,
+    run_size: int = 5_000,
+    workdir: str | os.PathLike[str] | None = None,
+    checkpoint_store: CheckpointStore | None = None,
+    checkpoint_name: str | None = None,
 ) -> VerifyResult:
-    """Compare the stores key by key; ``progress(items_read)`` after each page."""
+    """Compare the stores key by key; ``progress(items_read, estimated_total)`` after each page.
+
+    Sorted runs go to ``workdir`` (default: a temporary directory); with a ``checkpoint_store``
+    (and a ``workdir``) an interrupted verify resumes, and a finished one clears its checkpoint.
+    """
     started = time.monotonic()
     _check_tables(migration, new)
     limiter = RateLimiter(rate_limit_per_s)
     ignore = list(getattr(migration, "ignore_fields", []) or [])
     only = getattr(migration, "compare_fields", None)
+    owns = getattr(migration, "owns_new_item", None)
     legacy_keys = _legacy_key_names(legacy)
-    sort_key = _legacy_sort_key(migration, legacy)
-    result = VerifyResult(service=migration.service)
-    read = 0
+    name = checkpoint_name or f"verify-{migration.service}"
+    store = checkpoint_store if workdir is not None else None
+    state = (store.load(name) if store else None) or {}
+    if state and state.get("total_segments") != segments:
+        state = {}  # a different split: start over (runs of the old split are overwritten)
+    resumed = bool(state)
+    state["total_segments"] = segments
+    tmp = tempfile.TemporaryDirectory(prefix="verify-") if workdir is None else None
+    root = Path(tmp.name if tmp else workdir)  # type: ignore[arg-type]
+    root.mkdir(parents=True, exist_ok=True)
+    os.chmod(root, 0o700)  # runs hold items as stored (unredacted) until the verify finishes
+    lock = threading.Lock()
+    total = _item_count(legacy, *new.values())
+    read = [0]
 
-    expected: dict[str, tuple[KeyRef, Item]] = {}
-    for items, _ in _scan_pages(legacy, FilterExpression=_prefix_filter(migration, sort_key)):
-        for item in items:
-            limiter.acquire()
-            mapped = migration.to_new(item)
-            if mapped is None:
-                result.unmapped_legacy += 1
-                continue
-            table_name, new_item = mapped
-            spec = table_spec(migration, table_name)
-            ref = KeyRef(
-                table=table_name,
-                key=normalise(spec.key_of(new_item)),
-                legacy_key=normalise({k: item[k] for k in legacy_keys}),
-            )
-            expected[_key_id(table_name, ref.key)] = (ref, new_item)
-            result.legacy_items += 1
-        read += len(items)
-        if progress:
-            progress(read)
-
-    field_counts: Counter[str] = Counter()
-    for spec in migration.new_tables:
-        count = 0
-        for items, _ in _scan_pages(new[spec.name]):
-            for item in items:
-                limiter.acquire()
-                count += 1
-                kid = _key_id(spec.name, normalise(spec.key_of(item)))
-                entry = expected.pop(kid, None)
-                if entry is None:
-                    legacy_item = migration.to_legacy(spec.name, item)
-                    result.missing_in_legacy.append(
-                        KeyRef(
-                            table=spec.name,
-                            key=normalise(spec.key_of(item)),
-                            legacy_key=normalise({k: legacy_item[k] for k in legacy_keys}),
-                        )
-                    )
-                    continue
-                ref, want = entry
-                a, b = want, item
-                if only is not None:
-                    a = {k: v for k, v in a.items() if k in only}
-                    b = {k: v for k, v in b.items() if k in only}
-                diffs = diff_items(a, b, ignore)
-                if not diffs:
-                    result.matched += 1
-                    continue
-                field_counts.update({d.path for d in diffs})
-                examples = []
-                if len(result.differing) < max_examples:
-                    examples = [
-                        d.model_copy(update={"legacy": redact(d.legacy), "new": redact(d.new)})
-                        if not _SECRET_FIELD.search(d.path)
-                        else d.model_copy(update={"legacy": "***", "new": "***"})
-                        for d in diffs
-                    ]
-                result.differing.append(DifferingItem(ref=ref, fields=[d.path for d in diffs], examples=examples))
-            read += len(items)
+    def on_read(n: int) -> None:
+        with lock:
+            read[0] += n
             if progress:
-                progress(read)
-        result.new_items[spec.name] = count
-    result.missing_in_new = [ref for ref, _ in expected.values()]
-    result.field_counts = dict(field_counts.most_common())
+                progress(read[0], total)
+
+    def save() -> None:
+        if store:
+            store.save(name, state)
+
+    def legacy_record(item: Item) -> tuple[str, str | None, Any]:
+        limiter.acquire()
+        mapped = migration.to_new(item)
+        if mapped is None:
+            return "unmapped", None, None
+        table_name, new_item = mapped
+        key = normalise(table_spec(migration, table_name).key_of(new_item))
+        payload = {"t": table_name, "k": key, "lk": normalise({k: item[k] for k in legacy_keys}),
+                   "i": normalise(new_item)}
+        return "mapped", _key_id(table_name, key), payload
+
+    try:
+        _scan_to_runs(legacy, "legacy", state, root, segments=segments, page_size=page_size, run_size=run_size,
+                      extra=_owned_filter(migration, legacy), record=legacy_record, save=save, read=on_read,
+                      lock=lock)
+        for spec in migration.new_tables:
+            def new_record(item: Item, spec: TableSpec = spec) -> tuple[str, str | None, Any]:
+                limiter.acquire()
+                if owns is not None and not owns(spec.name, item):
+                    return "bookkeeping", None, None  # saga logs, leases: no legacy counterpart
+                key = normalise(spec.key_of(item))
+                return "items", _key_id(spec.name, key), {"t": spec.name, "k": key, "i": normalise(item)}
+
+            _scan_to_runs(new[spec.name], f"new:{spec.name}", state, root, segments=segments, page_size=page_size,
+                          run_size=run_size, extra=None, record=new_record, save=save, read=on_read, lock=lock)
+
+        result = VerifyResult(service=migration.service, resumed=resumed)
+        lc = _section_counts(state, "legacy")
+        result.legacy_items, result.unmapped_legacy = lc["mapped"], lc["unmapped"]
+        result.new_items = {s.name: _section_counts(state, f"new:{s.name}")["items"] for s in migration.new_tables}
+        new_runs = [r for s in migration.new_tables for r in _section_runs(state, f"new:{s.name}")]
+        field_counts: Counter[str] = Counter()
+        joined = merge_join(dedupe_last(merged(root, _section_runs(state, "legacy"))), merged(root, new_runs))
+        for _, want, have in joined:
+            if have is None:
+                result.missing_in_new.append(KeyRef(table=want["t"], key=want["k"], legacy_key=want["lk"]))
+                continue
+            if want is None:
+                legacy_item = migration.to_legacy(have["t"], have["i"])
+                result.missing_in_legacy.append(KeyRef(
+                    table=have["t"], key=have["k"], legacy_key=normalise({k: legacy_item[k] for k in legacy_keys})))
+                continue
+            a, b = want["i"], have["i"]
+            if only is not None:
+                a = {k: v for k, v in a.items() if k in only}
+                b = {k: v for k, v in b.items() if k in only}
+            diffs = diff_items(a, b, ignore)
+            if not diffs:
+                result.matched += 1
+                continue
+            field_counts.update({d.path for d in diffs})
+            examples = []
+            if len(result.differing) < max_examples:
+                # The one redaction policy (shadow's): reports never carry a secret.
+                examples = [
+                    d.model_copy(update={"legacy": REDACTED, "new": REDACTED})
+                    if is_sensitive(d.path)
+                    else d.model_copy(update={"legacy": redact_value(d.legacy), "new": redact_value(d.new)})
+                    for d in diffs
+                ]
+            ref = KeyRef(table=want["t"], key=want["k"], legacy_key=want["lk"])
+            result.differing.append(DifferingItem(ref=ref, fields=[d.path for d in diffs], examples=examples))
+        result.field_counts = dict(field_counts.most_common())
+    finally:
+        if tmp is not None:
+            tmp.cleanup()
+    if store:
+        store.clear(name)  # finished: the next verify is a fresh one
+        for run in _section_runs(state, "legacy") + new_runs:
+            (root / run).unlink(missing_ok=True)
     result.elapsed_s = time.monotonic() - started
     return result
 

@@ -10,6 +10,7 @@ import base64
 import json
 import os
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -46,7 +47,9 @@ class ServiceMigration(Protocol):
     Optional attributes the engine reads with defaults: ``ignore_fields: list[str]`` (field
     paths left out of verify, e.g. ``updated`` or ``meta.*.ts``), ``compare_fields:
     list[str] | None`` (compare only these top-level fields), ``legacy_sort_key: str`` (the
-    legacy sort-key attribute the prefixes apply to; default: the table's range key), and
+    legacy sort-key attribute the prefixes apply to; default: the table's range key),
+    ``owns_new_item(table, item) -> bool`` (False for a new-side item that is the service's own
+    bookkeeping, e.g. saga logs or job leases: verify neither counts nor reports it), and
     ``tables_changed(endpoint_url) -> str`` (called by ``data backfill``/``repair`` after they
     wrote the new tables, so the service can drop cached reads; returns a line for the operator).
     """
@@ -189,7 +192,7 @@ class MemoryCheckpointStore:
 
 
 class RateLimiter:
-    """Token bucket (items per second, burst = one second's worth); ``None`` rate = unlimited."""
+    """Token bucket (items per second, burst = one second's worth); ``None`` rate = unlimited. Thread-safe."""
 
     def __init__(
         self,
@@ -206,10 +209,16 @@ class RateLimiter:
         self._sleep = sleep
         self._tokens = self.capacity
         self._last = clock()
+        self._lock = threading.Lock()  # parallel scan segments share one budget
 
     def acquire(self, n: float = 1.0) -> None:
         if self.rate is None:
             return
+        with self._lock:
+            self._acquire(n)
+
+    def _acquire(self, n: float) -> None:
+        assert self.rate is not None
         while True:
             now = self._clock()
             self._tokens = min(self.capacity, self._tokens + (now - self._last) * self.rate)

@@ -20,13 +20,12 @@ from __future__ import annotations
 import asyncio
 import time
 from typing import Protocol
-from urllib.parse import parse_qs, urlparse
+from urllib.parse import urlparse
 
 from pydantic import BaseModel, Field
 
 from chariot_migrate.dual_write.records import ReplayRecord, Side
 
-DEFAULT_SQLITE_PATH = ".chariot-migrate/outbox.db"
 DEFAULT_REDIS_PREFIX = "chariot-migrate:outbox:"
 
 
@@ -96,13 +95,20 @@ async def drain_by_polling(outbox: Outbox, timeout: float, service: str | None, 
         await asyncio.sleep(interval)
 
 
+def default_outbox_url(state_url: str | None = None) -> str:
+    from ..statedir import under
+
+    return f"sqlite:///{under('outbox.db', state_url)}"
+
+
 def open_outbox(url: str | None = None) -> Outbox:
     """``sqlite:///relative.db``, ``sqlite:////abs/path.db``, ``redis://host:port/0?prefix=p:``.
 
-    ``None`` opens the embedded default ``sqlite:///.chariot-migrate/outbox.db``.
+    ``None`` opens the embedded default, ``outbox.db`` in the state directory
+    (:mod:`chariot_migrate.statedir`).
     """
     if not url:
-        url = f"sqlite:///{DEFAULT_SQLITE_PATH}"
+        url = default_outbox_url()
     parsed = urlparse(url)
     if parsed.scheme == "sqlite":
         if not url.startswith("sqlite:///"):
@@ -114,9 +120,9 @@ def open_outbox(url: str | None = None) -> Outbox:
 
         return SQLiteOutbox(path)
     if parsed.scheme in ("redis", "rediss", "unix"):
-        prefix = parse_qs(parsed.query).get("prefix", [DEFAULT_REDIS_PREFIX])[0]
-        clean = parsed._replace(query="&".join(p for p in parsed.query.split("&") if p and not p.startswith("prefix=")))
         from chariot_migrate.dual_write.redis_outbox import RedisOutbox
+        from chariot_migrate.redis_keys import split_redis_url
 
-        return RedisOutbox(clean.geturl(), prefix=prefix)
+        clean, prefix = split_redis_url(url, DEFAULT_REDIS_PREFIX)
+        return RedisOutbox(clean, prefix=prefix)
     raise ValueError(f"outbox URL {url!r}: scheme must be sqlite:// or redis://")

@@ -18,7 +18,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from chariot_migrate.shadow.redact import is_sensitive
+from chariot_migrate.redact import is_sensitive
 from chariot_migrate.transport import Headers, HttpRequest, HttpResponse
 
 Side = Literal["new", "legacy"]

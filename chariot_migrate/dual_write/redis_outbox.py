@@ -22,8 +22,14 @@ index gives O(log n) claims, strict lane order and leases in a single structure.
 
 Durability is Redis's: run it with ``appendonly yes`` and ``appendfsync always`` for the
 same guarantee as the SQLite outbox (``everysec`` can lose the last second on a host crash).
-Keys are built inside the scripts, so this targets a single Redis (or a primary with
-replicas), not Redis Cluster.
+
+Redis Cluster: every script receives every key it touches in KEYS (none is built inside a
+script), and all keys of one outbox share one hash tag (``{p}`` above is ``<prefix>{ob-<hash of
+the prefix>}``), so they sit on one slot and each script runs on the node that owns it. A key that
+depends on data (the head record of a lane) is read first and passed in; the script verifies it
+and answers -1 without changing anything when a concurrent change moved it, and the caller reads
+again. Outboxes written by a version that built untagged names inside its scripts keep those
+names (detected on first use), so undelivered records survive the upgrade.
 """
 
 from __future__ import annotations
@@ -32,8 +38,6 @@ import asyncio
 import time
 from typing import Any
 
-import redis.asyncio as aioredis
-
 from chariot_migrate.dual_write.outbox import (
     DEFAULT_REDIS_PREFIX,
     ServiceStatus,
@@ -41,115 +45,133 @@ from chariot_migrate.dual_write.outbox import (
     drain_by_polling,
 )
 from chariot_migrate.dual_write.records import ReplayRecord, Side
+from chariot_migrate.redis_conn import async_redis
+from chariot_migrate.redis_keys import glob_escape
 
 _SEP = "\x1f"
 
+# Every key a script touches is passed in KEYS (Redis Cluster routes a script by its keys), and
+# every key of one outbox carries the same hash tag, so they all live on one Cluster slot. Keys
+# that depend on data (a lane's head record) are read first and passed in; the script checks
+# they are still right and answers -1 (nothing changed) when a concurrent change moved them, and
+# the caller reads again.
+
+# KEYS: rec, seq, lane, ready, backlog, counts, services
+# ARGV: id, service, target, payload, created, next, lane name
 _APPEND = """
-local P, id, service, account, target, payload, created, nexta =
-  ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[8]
-local lane = service .. '\\31' .. account .. '\\31' .. target
-local rk = P .. 'rec:' .. id
+local rk, seqk, lanek, ready, backlog, counts, services = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7]
+local id, service, target, payload, created, nexta, lane = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7]
 if redis.call('EXISTS', rk) == 1 then return redis.call('HGET', rk, 'seq') end
-local seq = redis.call('INCR', P .. 'seq:' .. lane)
+local seq = redis.call('INCR', seqk)
 redis.call('HSET', rk, 'payload', payload, 'seq', seq, 'state', 'pending', 'attempts', 0,
   'next', nexta, 'err', '', 'owner', '', 'until', 0, 'lane', lane, 'service', service,
   'target', target, 'created', created)
-if redis.call('RPUSH', P .. 'lane:' .. lane, id) == 1 then
-  redis.call('ZADD', P .. 'ready', nexta, lane)
+if redis.call('RPUSH', lanek, id) == 1 then
+  redis.call('ZADD', ready, nexta, lane)
 end
-redis.call('ZADD', P .. 'backlog:' .. service, created, id)
-redis.call('HINCRBY', P .. 'counts:' .. service, 'pending:' .. target, 1)
-redis.call('SADD', P .. 'services', service)
+redis.call('ZADD', backlog, created, id)
+redis.call('HINCRBY', counts, 'pending:' .. target, 1)
+redis.call('SADD', services, service)
 return seq
 """
 
+# One lane's head. KEYS: ready, lane, head rec (the lane key again when the lane looked empty)
+# ARGV: lane name, head id ('' = looked empty), owner, now, lease
 _CLAIM = """
-local P, owner, now, limit, lease = ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
-local lanes = redis.call('ZRANGEBYSCORE', P .. 'ready', '-inf', now, 'LIMIT', 0, limit)
-local out = {}
-for _, lane in ipairs(lanes) do
-  local id = redis.call('LINDEX', P .. 'lane:' .. lane, 0)
-  if not id then
-    redis.call('ZREM', P .. 'ready', lane)
-  else
-    local rk = P .. 'rec:' .. id
-    if redis.call('HGET', rk, 'state') ~= 'pending' then
-      redis.call('ZREM', P .. 'ready', lane)
-    else
-      local untilv = now + lease
-      redis.call('HSET', rk, 'owner', owner, 'until', tostring(untilv))
-      redis.call('ZADD', P .. 'ready', untilv, lane)
-      table.insert(out, id)
-    end
-  end
+local ready, lanek, rk = KEYS[1], KEYS[2], KEYS[3]
+local lane, head, owner, now, lease = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4]), tonumber(ARGV[5])
+local score = redis.call('ZSCORE', ready, lane)
+if not score or tonumber(score) > now then return 0 end
+local cur = redis.call('LINDEX', lanek, 0)
+if not cur then
+  redis.call('ZREM', ready, lane)
+  return 0
 end
-return out
-"""
-
-# After the head of a lane changed: index the new head in `ready` if it is pending.
-_REINDEX = """
-local function reindex(P, lane)
-  local nxt = redis.call('LINDEX', P .. 'lane:' .. lane, 0)
-  if nxt and redis.call('HGET', P .. 'rec:' .. nxt, 'state') == 'pending' then
-    local owner = redis.call('HGET', P .. 'rec:' .. nxt, 'owner')
-    local score = redis.call('HGET', P .. 'rec:' .. nxt, 'next')
-    if owner ~= '' then score = redis.call('HGET', P .. 'rec:' .. nxt, 'until') end
-    redis.call('ZADD', P .. 'ready', score, lane)
-  else
-    redis.call('ZREM', P .. 'ready', lane)
-  end
+if cur ~= head then return -1 end
+if redis.call('HGET', rk, 'state') ~= 'pending' then
+  redis.call('ZREM', ready, lane)
+  return 0
 end
-"""
-
-_ACK = _REINDEX + """
-local P, id, owner = ARGV[1], ARGV[2], ARGV[3]
-local rk = P .. 'rec:' .. id
-if redis.call('HGET', rk, 'owner') ~= owner then return 0 end
-local lane, service, target = unpack(redis.call('HMGET', rk, 'lane', 'service', 'target'))
-redis.call('LREM', P .. 'lane:' .. lane, 1, id)
-redis.call('DEL', rk)
-redis.call('ZREM', P .. 'backlog:' .. service, id)
-redis.call('HINCRBY', P .. 'counts:' .. service, 'pending:' .. target, -1)
-reindex(P, lane)
+local untilv = now + lease
+redis.call('HSET', rk, 'owner', owner, 'until', tostring(untilv))
+redis.call('ZADD', ready, untilv, lane)
 return 1
 """
 
-_NACK = _REINDEX + """
-local P, id, owner, err, nexta, dead = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6]
-local rk = P .. 'rec:' .. id
+# After the head of a lane changed: index the head (declared by the caller) in `ready` if it is pending.
+_REINDEX = """
+local function reindex(ready, lane, headk, head)
+  if head ~= '' and redis.call('HGET', headk, 'state') == 'pending' then
+    local owner, nexta, untilv = unpack(redis.call('HMGET', headk, 'owner', 'next', 'until'))
+    local score = nexta
+    if owner ~= '' then score = untilv end
+    redis.call('ZADD', ready, score, lane)
+  else
+    redis.call('ZREM', ready, lane)
+  end
+end
+local function head_is(lanek, expected)
+  return (redis.call('LINDEX', lanek, 0) or '') == expected
+end
+"""
+
+# KEYS: rec, lane, backlog, counts, ready, next head rec (rec again when none)
+# ARGV: id, owner, lane name, target, the head once this record is gone ('' = none)
+_ACK = _REINDEX + """
+local rk, lanek, backlog, counts, ready, headk = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
+local id, owner, lane, target, head = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
 if redis.call('HGET', rk, 'owner') ~= owner then return 0 end
-local lane, service, target, created = unpack(redis.call('HMGET', rk, 'lane', 'service', 'target', 'created'))
+local first = redis.call('LRANGE', lanek, 0, 1)
+local after = first[1]
+if after == id then after = first[2] end
+if (after or '') ~= head then return -1 end
+redis.call('LREM', lanek, 1, id)
+redis.call('DEL', rk)
+redis.call('ZREM', backlog, id)
+redis.call('HINCRBY', counts, 'pending:' .. target, -1)
+reindex(ready, lane, headk, head)
+return 1
+"""
+
+# KEYS: rec, lane, dead, counts, ready, head rec (rec again when none)
+# ARGV: id, owner, err, next, dead ('1'/'0'), lane name, target, head id
+_NACK = _REINDEX + """
+local rk, lanek, deadk, counts, ready, headk = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
+local id, owner, err, nexta, dead, lane, target, head = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[8]
+if redis.call('HGET', rk, 'owner') ~= owner then return 0 end
+if not head_is(lanek, head) then return -1 end
+local created = redis.call('HGET', rk, 'created')
 redis.call('HINCRBY', rk, 'attempts', 1)
 redis.call('HSET', rk, 'err', err, 'next', nexta, 'owner', '', 'until', 0)
 if dead == '1' then
   redis.call('HSET', rk, 'state', 'dead')
-  redis.call('ZADD', P .. 'dead', created, id)
-  redis.call('HINCRBY', P .. 'counts:' .. service, 'pending:' .. target, -1)
-  redis.call('HINCRBY', P .. 'counts:' .. service, 'dead:' .. target, 1)
+  redis.call('ZADD', deadk, created, id)
+  redis.call('HINCRBY', counts, 'pending:' .. target, -1)
+  redis.call('HINCRBY', counts, 'dead:' .. target, 1)
 end
-reindex(P, lane)
+reindex(ready, lane, headk, head)
 return 1
 """
 
+# One dead letter back to pending. KEYS: rec, lane, dead, counts, ready, head rec (rec again when none)
+# ARGV: id, only service ('' = any), lane name, target, head id
 _RETRY = _REINDEX + """
-local P, only_id, only_service = ARGV[1], ARGV[2], ARGV[3]
-local ids
-if only_id ~= '' then ids = {only_id} else ids = redis.call('ZRANGE', P .. 'dead', 0, -1) end
-local n = 0
-for _, id in ipairs(ids) do
-  local rk = P .. 'rec:' .. id
-  local state, lane, service, target = unpack(redis.call('HMGET', rk, 'state', 'lane', 'service', 'target'))
-  if state == 'dead' and (only_service == '' or only_service == service) then
-    redis.call('HSET', rk, 'state', 'pending', 'attempts', 0, 'next', 0, 'owner', '', 'until', 0)
-    redis.call('ZREM', P .. 'dead', id)
-    redis.call('HINCRBY', P .. 'counts:' .. service, 'pending:' .. target, 1)
-    redis.call('HINCRBY', P .. 'counts:' .. service, 'dead:' .. target, -1)
-    reindex(P, lane)
-    n = n + 1
-  end
-end
-return n
+local rk, lanek, deadk, counts, ready, headk = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
+local id, only_service, lane, target, head = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
+local state, service = unpack(redis.call('HMGET', rk, 'state', 'service'))
+if state ~= 'dead' or (only_service ~= '' and only_service ~= service) then return 0 end
+if not head_is(lanek, head) then return -1 end
+redis.call('HSET', rk, 'state', 'pending', 'attempts', 0, 'next', 0, 'owner', '', 'until', 0)
+redis.call('ZREM', deadk, id)
+redis.call('HINCRBY', counts, 'pending:' .. target, 1)
+redis.call('HINCRBY', counts, 'dead:' .. target, -1)
+reindex(ready, lane, headk, head)
+return 1
 """
+
+SCRIPTS = {"append": _APPEND, "claim": _CLAIM, "ack": _ACK, "nack": _NACK, "retry": _RETRY}
+RETRIES = 20  # re-reads when a concurrent change moved a lane's head between read and script
+
 
 _FIELDS = ("payload", "seq", "state", "attempts", "next", "err")
 
@@ -170,23 +192,43 @@ def _to_record(values: list[Any]) -> ReplayRecord | None:
     )
 
 
+def _s(v: Any) -> str:
+    return v.decode() if isinstance(v, bytes) else str(v)
+
+
+def key_tag(prefix: str) -> str:
+    """``prefix`` + a hash tag of its own: every key of this outbox lands on one Cluster slot,
+    outboxes of other deployments on theirs, and each key still starts with the deployment's
+    namespace and prefix."""
+    import hashlib
+
+    return f"{prefix}{{ob-{hashlib.blake2b(prefix.encode(), digest_size=4).hexdigest()}}}"
+
+
 class RedisOutbox:
     def __init__(
         self, url: str = "redis://127.0.0.1:6379/0", *, prefix: str = DEFAULT_REDIS_PREFIX, max_batch: int = 256
     ) -> None:
         self.prefix = prefix
-        self._r = aioredis.from_url(url)
-        self._append = self._r.register_script(_APPEND)
-        self._claim = self._r.register_script(_CLAIM)
-        self._ack = self._r.register_script(_ACK)
-        self._nack = self._r.register_script(_NACK)
-        self._retry = self._r.register_script(_RETRY)
+        self._r = async_redis(url)
+        self._scripts = {name: self._r.register_script(src) for name, src in SCRIPTS.items()}
         self._max_batch = max_batch
         self._queue: list[tuple[ReplayRecord, asyncio.Future[int]]] = []
         self._flusher: asyncio.Task[None] | None = None
+        self._k: str | None = None  # key prefix, decided on first use (see _keys)
 
-    def _lane_key(self, service: str, account: str, target: str) -> str:
-        return f"{self.prefix}lane:{service}{_SEP}{account}{_SEP}{target}"
+    async def _keys(self) -> str:
+        """The key prefix: hash-tagged, unless this outbox already holds records written by a
+        version that built untagged key names inside its scripts (``{prefix}services`` exists and
+        the tagged one does not) — those keep their names, so an upgrade loses no undelivered write."""
+        if self._k is None:
+            tagged = key_tag(self.prefix)
+            old, new = await self._r.exists(self.prefix + "services"), await self._r.exists(tagged + "services")
+            self._k = self.prefix if old and not new else tagged
+        return self._k
+
+    def _lane_name(self, service: str, account: str, target: str) -> str:
+        return f"{service}{_SEP}{account}{_SEP}{target}"
 
     async def append(self, record: ReplayRecord) -> ReplayRecord:
         # Group commit: appends that arrive while a round trip is in flight share the next
@@ -203,16 +245,18 @@ class RedisOutbox:
         await asyncio.sleep(0)
         while self._queue:
             batch, self._queue = self._queue[: self._max_batch], self._queue[self._max_batch :]
-            pipe = self._r.pipeline(transaction=False)
-            for record, _ in batch:
-                await self._append(
-                    args=[
-                        self.prefix, record.id, record.service, record.account, record.target,
-                        record.model_dump_json(), repr(record.created_at), repr(record.next_attempt_at),
-                    ],
-                    client=pipe,
-                )
             try:
+                k = await self._keys()
+                pipe = self._r.pipeline(transaction=False)
+                for record, _ in batch:
+                    lane = self._lane_name(record.service, record.account, record.target)
+                    await self._scripts["append"](
+                        keys=[f"{k}rec:{record.id}", f"{k}seq:{lane}", f"{k}lane:{lane}", f"{k}ready",
+                              f"{k}backlog:{record.service}", f"{k}counts:{record.service}", f"{k}services"],
+                        args=[record.id, record.service, record.target, record.model_dump_json(),
+                              repr(record.created_at), repr(record.next_attempt_at), lane],
+                        client=pipe,
+                    )
                 seqs = await pipe.execute()
             except Exception as exc:  # noqa: BLE001 - every waiter must learn the batch failed
                 for _, fut in batch:
@@ -226,9 +270,10 @@ class RedisOutbox:
     async def _fetch(self, ids: list[Any]) -> list[ReplayRecord]:
         if not ids:
             return []
+        k = await self._keys()
         pipe = self._r.pipeline(transaction=False)
         for i in ids:
-            pipe.hmget(self.prefix + "rec:" + (i.decode() if isinstance(i, bytes) else i), *_FIELDS)
+            pipe.hmget(f"{k}rec:{_s(i)}", *_FIELDS)
         out = []
         for values in await pipe.execute():
             rec = _to_record(values)
@@ -238,28 +283,71 @@ class RedisOutbox:
 
     async def claim(self, worker_id: str, limit: int, lease_s: float, now: float | None = None) -> list[ReplayRecord]:
         t = time.time() if now is None else now
-        ids = await self._claim(args=[self.prefix, worker_id, repr(t), limit, repr(lease_s)])
-        return await self._fetch(ids)
+        k = await self._keys()
+        lanes = [_s(x) for x in await self._r.zrangebyscore(f"{k}ready", "-inf", repr(t), start=0, num=limit)]
+        if not lanes:
+            return []
+        pipe = self._r.pipeline(transaction=False)
+        for lane in lanes:
+            pipe.lindex(f"{k}lane:{lane}", 0)
+        heads = [None if h is None else _s(h) for h in await pipe.execute()]
+        pipe = self._r.pipeline(transaction=False)
+        for lane, head in zip(lanes, heads, strict=True):
+            lanek = f"{k}lane:{lane}"
+            await self._scripts["claim"](keys=[f"{k}ready", lanek, f"{k}rec:{head}" if head else lanek],
+                                         args=[lane, head or "", worker_id, repr(t), repr(lease_s)], client=pipe)
+        results = await pipe.execute()
+        # -1: the head moved meanwhile (delivered by another worker): the lane is claimed next round
+        return await self._fetch([head for head, r in zip(heads, results, strict=True) if int(r) == 1])
+
+    async def _lane_of(self, k: str, record_id: str) -> tuple[str, str, str] | None:
+        lane, service, target = await self._r.hmget(f"{k}rec:{record_id}", "lane", "service", "target")
+        return None if lane is None else (_s(lane), _s(service), _s(target))
+
+    async def _on_lane(self, name: str, record_id: str, middle, args, *, head_after_removal: bool = False) -> int:
+        """Run script ``name`` on one record with its lane's head read first (the key a script
+        cannot know): KEYS = rec, lane, *middle(k, service), ready, head rec. Re-read while the
+        script answers -1 (the head moved meanwhile). 0 when the record is gone."""
+        k = await self._keys()
+        for _ in range(RETRIES):
+            found = await self._lane_of(k, record_id)
+            if found is None:
+                return 0
+            lane, service, target = found
+            lanek, rk = f"{k}lane:{lane}", f"{k}rec:{record_id}"
+            first = [_s(x) for x in await self._r.lrange(lanek, 0, 1)]
+            if head_after_removal and first[:1] == [record_id]:
+                first = first[1:]
+            head = first[0] if first else ""
+            got = int(await self._scripts[name](keys=[rk, lanek, *middle(k, service), f"{k}ready",
+                                                      f"{k}rec:{head}" if head else rk],
+                                                args=args(lane, target, head)))
+            if got != -1:
+                return got
+        return 0
 
     async def ack(self, record_id: str, worker_id: str) -> bool:
-        return bool(await self._ack(args=[self.prefix, record_id, worker_id]))
+        return await self._on_lane("ack", record_id, lambda k, svc: [f"{k}backlog:{svc}", f"{k}counts:{svc}"],
+                                   lambda lane, target, head: [record_id, worker_id, lane, target, head],
+                                   head_after_removal=True) == 1
 
     async def nack(self, record_id: str, worker_id: str, *, error: str, next_attempt_at: float, dead: bool) -> bool:
-        return bool(
-            await self._nack(
-                args=[self.prefix, record_id, worker_id, error[:2000], repr(next_attempt_at), "1" if dead else "0"]
-            )
-        )
+        return await self._on_lane("nack", record_id, lambda k, svc: [f"{k}dead", f"{k}counts:{svc}"],
+                                   lambda lane, target, head: [record_id, worker_id, error[:2000],
+                                                               repr(next_attempt_at), "1" if dead else "0", lane,
+                                                               target, head]) == 1
 
     async def get(self, record_id: str) -> ReplayRecord | None:
-        return _to_record(await self._r.hmget(self.prefix + "rec:" + record_id, *_FIELDS))
+        k = await self._keys()
+        return _to_record(await self._r.hmget(f"{k}rec:{record_id}", *_FIELDS))
 
     async def status(self) -> dict[str, ServiceStatus]:
-        services = sorted(s.decode() for s in await self._r.smembers(self.prefix + "services"))
+        k = await self._keys()
+        services = sorted(_s(s) for s in await self._r.smembers(f"{k}services"))
         pipe = self._r.pipeline(transaction=False)
         for s in services:
-            pipe.hgetall(f"{self.prefix}counts:{s}")
-            pipe.zrange(f"{self.prefix}backlog:{s}", 0, 0, withscores=True)
+            pipe.hgetall(f"{k}counts:{s}")
+            pipe.zrange(f"{k}backlog:{s}", 0, 0, withscores=True)
         results = await pipe.execute()
         now = time.time()
         out: dict[str, ServiceStatus] = {}
@@ -267,7 +355,7 @@ class RedisOutbox:
             counts, oldest = results[2 * i], results[2 * i + 1]
             st = ServiceStatus(service=s)
             for field, value in counts.items():
-                kind, _, target = field.decode().partition(":")
+                kind, _, target = _s(field).partition(":")
                 n = int(value)
                 if n == 0:
                     continue
@@ -285,15 +373,23 @@ class RedisOutbox:
         return out
 
     async def pending_for(self, service: str, account: str, target: Side) -> int:
-        return int(await self._r.llen(self._lane_key(service, account, target)))
+        k = await self._keys()
+        return int(await self._r.llen(f"{k}lane:{self._lane_name(service, account, target)}"))
 
     async def dead_letters(self, service: str | None = None, limit: int = 100) -> list[ReplayRecord]:
-        ids = await self._r.zrange(self.prefix + "dead", 0, -1)
+        k = await self._keys()
+        ids = await self._r.zrange(f"{k}dead", 0, -1)
         recs = [r for r in await self._fetch(ids) if service is None or r.service == service]
         return recs[:limit]
 
     async def retry(self, record_id: str | None = None, service: str | None = None) -> int:
-        return int(await self._retry(args=[self.prefix, record_id or "", service or ""]))
+        k = await self._keys()
+        ids = [record_id] if record_id else [_s(i) for i in await self._r.zrange(f"{k}dead", 0, -1)]
+        n = 0
+        for rid in ids:
+            n += await self._on_lane("retry", rid, lambda k, svc: [f"{k}dead", f"{k}counts:{svc}"],
+                                     lambda lane, target, head, rid=rid: [rid, service or "", lane, target, head])
+        return n
 
     async def drain(self, timeout: float, service: str | None = None) -> int:
         return await drain_by_polling(self, timeout, service)
@@ -305,5 +401,5 @@ class RedisOutbox:
 
     async def delete_all(self) -> None:
         """Remove every key under this prefix (tests and ``dual-write reset``)."""
-        async for key in self._r.scan_iter(match=self.prefix + "*", count=500):
+        async for key in self._r.scan_iter(match=glob_escape(self.prefix) + "*", count=500):
             await self._r.delete(key)

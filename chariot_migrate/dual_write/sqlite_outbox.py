@@ -268,6 +268,16 @@ class SQLiteOutbox:
 
         return await self._read(run)
 
+    async def undelivered_lanes(self, target: Side) -> frozenset[tuple[str, str]]:
+        """Every (service, account) with a record toward ``target`` still in the outbox."""
+
+        def run(db: sqlite3.Connection) -> frozenset[tuple[str, str]]:
+            rows = db.execute("SELECT DISTINCT service, account FROM outbox_records WHERE target = ?",
+                              (target,)).fetchall()
+            return frozenset((r[0], r[1]) for r in rows)
+
+        return await self._read(run)
+
     async def dead_letters(self, service: str | None = None, limit: int = 100) -> list[ReplayRecord]:
         def run(db: sqlite3.Connection) -> list[ReplayRecord]:
             q = f"SELECT {_COLS} FROM outbox_records WHERE state = 'dead'"

@@ -19,6 +19,7 @@ import random
 import socket
 import time
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from chariot_migrate.dual_write.outbox import Outbox
 from chariot_migrate.dual_write.records import ReplayRecord, Side
@@ -30,7 +31,7 @@ from chariot_migrate.dual_write.replay_protocol import (
     next_state,
 )
 from chariot_migrate.observability import metrics as obs
-from chariot_migrate.shadow.redact import redact_body
+from chariot_migrate.redact import redact_body
 from chariot_migrate.transport import HttpResponse, Transport, UpstreamError
 
 log = logging.getLogger("chariot_migrate.dual_write.worker")
@@ -203,7 +204,7 @@ class ReplayWorker:
                 if records and len(inflight) < self.concurrency:
                     continue  # more lanes may be due right now
                 self._wake.clear()
-                waiters: set[asyncio.Future[object]] = set(inflight)  # type: ignore[arg-type]
+                waiters: set[asyncio.Future[Any]] = set(inflight)
                 wake = asyncio.ensure_future(self._wake.wait())
                 waiters.add(wake)
                 done, _ = await asyncio.wait(
@@ -212,7 +213,7 @@ class ReplayWorker:
                 wake.cancel()
                 for t in done:
                     if t is not wake:
-                        inflight.discard(t)  # type: ignore[arg-type]
+                        inflight.discard(t)
                         if not t.cancelled() and t.exception() is not None:
                             log.error("delivery task crashed", exc_info=t.exception())
         finally:

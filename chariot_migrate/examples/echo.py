@@ -64,6 +64,7 @@ class EchoApp:
                 await send({"type": "http.response.body", "body": chunk[:n], "more_body": left > 0})
             return
         doc = {"side": self.name, "method": scope["method"], "path": scope["path"],
+               "raw_path": (scope.get("raw_path") or b"").decode("latin-1"),
                "query": scope["query_string"].decode("latin-1"), "headers": headers,
                "body": body.decode("utf-8", "replace"), "pid": os.getpid()}
         if self.extra_flag and os.path.exists(self.extra_flag):

@@ -20,7 +20,7 @@ import uuid
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any, Literal
-from urllib.parse import parse_qsl, urlencode
+from urllib.parse import parse_qsl, unquote, urlencode
 
 from chariot_migrate.transport import Headers, HttpRequest, HttpResponse
 
@@ -120,6 +120,9 @@ def build_v1_event(
     now: float | None = None,
 ) -> dict[str, Any]:
     """REST API Lambda proxy event (payload 1.0) for one request.
+
+    As API Gateway builds it: ``path`` and ``pathParameters`` are decoded (``/hook/p/pin%23zz``
+    arrives as path ``/hook/p/pin#zz``, pin ``pin#zz``), the query string parameters too.
 
     ``resource`` defaults to ``req.route_template`` and then to ``/{proxy+}``. An authorizer
     context is present when ``req.principal`` is set (``principalId`` + ``claims.sub``) or
@@ -269,7 +272,7 @@ def build_v2_event(
     event: dict[str, Any] = {
         "version": "2.0",
         "routeKey": route_key,
-        "rawPath": req.path,
+        "rawPath": req.target_path,  # as the client encoded it; requestContext.http.path is decoded
         "rawQueryString": req.query,
         "headers": headers,
         "requestContext": context,
@@ -315,7 +318,8 @@ def request_from_event(event: Mapping[str, Any]) -> HttpRequest:
         principal = ((ctx.get("authorizer") or {}).get("jwt") or {}).get("claims", {}).get("sub")
         return HttpRequest(
             method=http.get("method", "GET"),
-            path=event.get("rawPath", "/"),
+            path=unquote(event.get("rawPath", "/")),
+            raw_path=event.get("rawPath", "/"),
             query=event.get("rawQueryString", ""),
             headers=headers,
             body=body,

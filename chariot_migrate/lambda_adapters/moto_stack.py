@@ -161,6 +161,25 @@ def _install_patch() -> None:
 # The stack
 
 
+class _MotoServer(ThreadedMotoServer):
+    """ThreadedMotoServer binds in its thread; when that fails (a port in use) its start() would
+    wait forever. Here the failure reaches start() as one sentence."""
+
+    def _server_entry(self) -> None:
+        try:
+            super()._server_entry()
+        except (OSError, SystemExit):  # werkzeug prints its own lines and exits when the port is taken
+            self.failed = True
+            self._server_ready_event.set()
+
+    def start(self) -> None:
+        self.failed = False
+        super().start()
+        if self.failed:
+            raise RuntimeError(f"moto server: cannot listen on {self._ip_address}:{self._port}; choose another "
+                               "--moto-port (0 = any free port)")
+
+
 class MotoStack:
     """A moto server on 127.0.0.1 (port 0 = ephemeral) plus the runtime behind its Lambda.
 
@@ -179,7 +198,7 @@ class MotoStack:
         self.region = region
         self._session: boto3.session.Session | None = None
         self._session_lock = threading.Lock()
-        self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+        self._server = _MotoServer(ip_address="127.0.0.1", port=port, verbose=False)
         self._server.start()
         host, self.port = self._server.get_host_and_port()
         self.endpoint_url = f"http://{host}:{self.port}"

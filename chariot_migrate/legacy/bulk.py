@@ -11,7 +11,7 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from chariot_migrate.model.status import job_status
+from chariot_migrate.model import bulk
 
 from . import blobs, store
 from .auth import Caller
@@ -23,25 +23,11 @@ def run(req: Request, caller: Caller, entity: str, one: Callable[[Caller, dict[s
 
     body = req.body_dict()
     m = req.model(BulkBody, body)
-    results = []
-    failed = 0
-    for i, item in enumerate(m.items):
-        try:
-            if not isinstance(item, dict):
-                raise ValueError("item must be a JSON object")
-            out = one(caller, item)
-            results.append({"index": i, "status": "ok", "key": out.get("key")})
-        except (ApiError, ValueError) as e:
-            failed += 1
-            results.append({"index": i, "status": "error", "message": getattr(e, "message", str(e))})
+    results, failed = bulk.run_items(m.items, lambda item: one(caller, item), (ApiError, ValueError))
     job_id = caller.adopt(body, "id", str(uuid.uuid4()))
     now = caller.now
-    results_key = f"bulk/{entity}/{job_id}.json"
-    blobs.write(caller.username, results_key, json.dumps(results).encode(), now, "application/json")
-    code = "JP" if not failed or failed < len(m.items) else "JF"
-    job = {"username": caller.username, "key": f"#job#bulk#{job_id}#{entity}", "dns": "bulk",
-           "source": f"bulk-{entity}#{now}", "status": job_status(code, now), "created": now, "updated": now,
-           "started": now, "finished": now, "config": {"results_s3_key": results_key, "action": m.action,
-                                                        "items": str(len(m.items)), "failed": str(failed)}}
+    blobs.write(caller.username, bulk.results_key(entity, job_id), json.dumps(results).encode(), now,
+                "application/json")
+    job = bulk.bulk_job(caller.username, entity, job_id, now, action=m.action, items=len(m.items), failed=failed)
     store.put(job)
     return job

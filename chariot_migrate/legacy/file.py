@@ -6,12 +6,11 @@ import base64
 from typing import Any
 
 from chariot_migrate.model.keys import file_key
+from chariot_migrate.model.table import GLOBAL_USERNAME
 
 from . import blobs, store
 from .auth import Caller, secured
 from .http import Request, dispatch, not_found
-
-GLOBAL_USERNAME = "global"
 
 
 def _owner(req: Request, caller: Caller) -> str:

@@ -93,7 +93,8 @@ def build_dir() -> Path:
 
 
 def _sources() -> list[Path]:
-    files = [PACKAGE_ROOT / "__init__.py", PACKAGE_ROOT / "lambda_adapters" / "spec.py"]
+    files = [PACKAGE_ROOT / "__init__.py", PACKAGE_ROOT / "lambda_adapters" / "spec.py",
+             PACKAGE_ROOT / "bounded_json.py"]
     for sub in ("legacy", "model"):
         files += sorted((PACKAGE_ROOT / sub).rglob("*.py"))
     return files
@@ -110,7 +111,7 @@ def _fingerprint() -> str:
 
 
 def build_package(dest: Path | None = None, *, force: bool = False) -> Path:
-    """Copy chariot_migrate/__init__.py, legacy/ and model/ into a package directory; skipped
+    """Copy chariot_migrate/__init__.py, bounded_json.py, legacy/ and model/ into a package directory; skipped
     when the sources have not changed since the last build (lazy)."""
     dest = dest or build_dir()
     stamp = dest / ".fingerprint"
@@ -123,6 +124,7 @@ def build_package(dest: Path | None = None, *, force: bool = False) -> Path:
         pkg = tmp / "chariot_migrate"
         pkg.mkdir(parents=True)
         shutil.copy2(PACKAGE_ROOT / "__init__.py", pkg / "__init__.py")
+        shutil.copy2(PACKAGE_ROOT / "bounded_json.py", pkg / "bounded_json.py")  # the JSON loader both sides use
         ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
         for sub in ("legacy", "model"):
             shutil.copytree(PACKAGE_ROOT / sub, pkg / sub, ignore=ignore)

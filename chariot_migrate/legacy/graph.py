@@ -5,44 +5,19 @@ from __future__ import annotations
 
 from typing import Any
 
-from chariot_migrate.model import keys
+from chariot_migrate.model import keys, risks, statistics
 from chariot_migrate.model.classes import asset_class, is_private
-from chariot_migrate.model.clock import day_of
+from chariot_migrate.model.history import history_entry, ttl_of
 from chariot_migrate.model.status import risk_priority
 
 from . import store
 from .auth import Caller
 from .http import not_found
 
-TTL_DAYS = 7 * 86400
-
-
-def _ttl(now: str) -> int:
-    from datetime import datetime
-
-    return int(datetime.strptime(now, "%Y-%m-%dT%H:%M:%SZ").timestamp()) + TTL_DAYS
-
-
-def _history(old: str, new: str, by: str, now: str, comment: str | None = None) -> dict[str, Any]:
-    h: dict[str, Any] = {"from": old, "to": new, "by": by, "updated": now}
-    if comment:
-        h["comment"] = comment
-    return h
-
 
 def record_status(username: str, type_: str, old: str | None, new: str | None, now: str) -> None:
-    """Keep ``#statistic#my#status:<S>#…`` counters: a running total row and today's snapshot."""
-    if old == new:
-        return
-    for status, delta in ((old, -1), (new, 1)):
-        if not status:
-            continue
-        name = f"my#status:{status}"
-        attrs = {"type": type_, "name": name, "value": status, "created": now}
-        total = store.add_counter(username, keys.statistic_key(name, "total"), delta, attrs)
-        store.put({"username": username, "key": keys.statistic_key(name, day_of(now)), "type": type_,
-                   "name": name, "value": status, "created": day_of(now), "updated": now,
-                   "data": {"count": total}})
+    """Keep ``#statistic#my#status:<S>#…`` counters in the legacy table (:mod:`chariot_migrate.model.statistics`)."""
+    statistics.record_status(store, username, type_, old, new, now)
 
 
 def upsert_asset(caller: Caller, dns: str, name: str, *, status: str | None = "A", source: str = "self",
@@ -58,7 +33,7 @@ def upsert_asset(caller: Caller, dns: str, name: str, *, status: str | None = "A
         old = item.get("status")
         if status and status != old:
             item["status"] = status
-            item.setdefault("history", []).append(_history(old or "", status, caller.principal, now, comment))
+            item.setdefault("history", []).append(history_entry(old or "", status, caller.principal, now, comment))
         if surface:
             item["attackSurface"] = sorted(set(item.get("attackSurface", [])) | set(surface))
         if capability and capability not in item.get("capability", []):
@@ -75,12 +50,12 @@ def upsert_asset(caller: Caller, dns: str, name: str, *, status: str | None = "A
         "group": lowered_dns, "identifier": lowered_name,
         "class": asset_class(lowered_dns, lowered_name, source), "status": status or "A",
         "source": source, "origin": origin or source, "private": is_private(lowered_name),
-        "created": caller.adopt(body, "created", now), "updated": now, "visited": now, "ttl": _ttl(now),
+        "created": caller.adopt(body, "created", now), "updated": now, "visited": now, "ttl": ttl_of(now),
         "attackSurface": surface, "capability": [capability] if capability else [],
         "isExternal": "external" in surface, "isInternal": "internal" in surface,
         "isCloud": "cloud" in surface, "isApplication": "application" in surface,
         "isRepository": "repository" in surface,
-        "history": [_history("", status or "A", caller.principal, now, comment)], "tags": [],
+        "history": [history_entry("", status or "A", caller.principal, now, comment)], "tags": [],
         "type": kind,
     }
     item.update(extra or {})
@@ -96,7 +71,7 @@ def set_asset_status(caller: Caller, item: dict[str, Any], status: str, comment:
     item = dict(item)
     if status != old:
         item["status"] = status
-        item.setdefault("history", []).append(_history(old or "", status, caller.principal, now, comment))
+        item.setdefault("history", []).append(history_entry(old or "", status, caller.principal, now, comment))
     item["updated"] = now
     store.put(item)
     record_status(caller.username, "asset", old, status, now)
@@ -116,9 +91,9 @@ def upsert_risk(caller: Caller, dns: str, name: str, status: str, *, source: str
     item = {
         "username": caller.username, "key": key, "dns": dns, "name": norm, "title": title or norm,
         "source": source, "status": status, "priority": risk_priority(status),
-        "created": caller.adopt(body, "created", now), "updated": now, "visited": now, "ttl": _ttl(now),
+        "created": caller.adopt(body, "created", now), "updated": now, "visited": now, "ttl": ttl_of(now),
         "plextracid": "", "guid": caller.adopt(body, "guid", _uuid()), "proofUniquenessID": "",
-        "history": [_history("", status, by, now, comment)], "tags": sorted(set(tags or [])),
+        "history": [history_entry("", status, by, now, comment)], "tags": sorted(set(tags or [])),
         "attackSurface": ["external"], "capability": [source] if source else [], "tickets": [],
         "target": target,
     }
@@ -131,25 +106,9 @@ def update_risk(caller: Caller, item: dict[str, Any], *, status: str | None = No
                 title: str | None = None, tags: list[str] | None = None, remove: int | None = None,
                 body: dict[str, Any] | None = None) -> dict[str, Any]:
     now = caller.stamp(body)
-    item = dict(item)
     old = item.get("status")
-    history = list(item.get("history", []))
-    if remove is not None:
-        if not 0 <= remove < len(history):
-            raise ValueError(f"remove: history index {remove} is out of range (0 to {len(history) - 1})")
-        history[remove] = {k: v for k, v in history[remove].items() if k != "comment"}
-    if status and status != old:
-        item["status"] = status
-        item["priority"] = risk_priority(status)
-        history.append(_history(old or "", status, caller.principal, now, comment))
-    elif comment:
-        history.append({"by": caller.principal, "comment": comment, "updated": now})
-    if title is not None:
-        item["title"] = title
-    if tags:
-        item["tags"] = sorted(set(item.get("tags", [])) | set(tags))
-    item["history"] = history
-    item["updated"] = item["visited"] = now
+    item = risks.updated_risk(item, caller.principal, now, status=status, comment=comment, title=title, tags=tags,
+                              remove=remove)
     store.put(item)
     record_status(caller.username, "risk", old, item["status"], now)
     return item
@@ -173,7 +132,7 @@ def upsert_attribute(caller: Caller, source_key: str, name: str, value: str, *, 
     item = dict(existing) if existing else {
         "username": caller.username, "key": key, "source": source_key, "origin_source": "self",
         "name": name, "value": value, "status": "A", "capability": capability,
-        "created": caller.adopt(body, "created", now), "ttl": _ttl(now), "metadata": {},
+        "created": caller.adopt(body, "created", now), "ttl": ttl_of(now), "metadata": {},
     }
     item["visited"] = item["updated"] = now
     store.put(item)

@@ -12,31 +12,23 @@ import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from decimal import Decimal
 from typing import Any, TypeVar
 
 from botocore.exceptions import ConnectionClosedError, ConnectTimeoutError, EndpointConnectionError
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 
-from chariot_migrate.model.requests import describe
+from chariot_migrate import bounded_json
+from chariot_migrate.model.errors import (  # legacy modules import them from here
+    ApiError,
+    bad_request,
+    error_of,
+    not_found,
+)
+from chariot_migrate.model.plain import plain  # legacy modules import it from here too
+from chariot_migrate.model.requests import parse_model
 
 log = logging.getLogger("chariot.legacy")
 M = TypeVar("M", bound=BaseModel)
-
-
-class ApiError(Exception):
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-
-
-def bad_request(message: str) -> ApiError:
-    return ApiError(400, message)
-
-
-def not_found(message: str) -> ApiError:
-    return ApiError(404, message)
 
 
 @dataclass(slots=True)
@@ -66,7 +58,7 @@ class Request:
                 return default
             raise bad_request("request body must be a JSON object")
         try:
-            return json.loads(self.raw_body)
+            return bounded_json.loads(self.raw_body)
         except (ValueError, UnicodeDecodeError) as e:
             raise bad_request(f"request body is not valid JSON: {e}") from None
 
@@ -77,11 +69,7 @@ class Request:
         return body
 
     def model(self, cls: type[M], body: Any = None) -> M:
-        data = self.body_dict() if body is None else body
-        try:
-            return cls.model_validate(data)
-        except ValidationError as e:
-            raise bad_request(describe(e)) from None
+        return parse_model(cls, self.body_dict() if body is None else body)
 
 
 def parse_event(event: dict[str, Any]) -> Request:
@@ -119,17 +107,6 @@ def parse_event(event: dict[str, Any]) -> Request:
     )
 
 
-def plain(obj: Any) -> Any:
-    """DynamoDB numbers come back as Decimal: render them as int/float for JSON."""
-    if isinstance(obj, Decimal):
-        return int(obj) if obj == obj.to_integral_value() else float(obj)
-    if isinstance(obj, dict):
-        return {k: plain(v) for k, v in obj.items() if not str(k).startswith("_")}
-    if isinstance(obj, (list, tuple, set)):
-        return [plain(v) for v in obj]
-    return obj
-
-
 def respond(status: int, body: Any, headers: dict[str, str] | None = None) -> dict[str, Any]:
     return {
         "statusCode": status,
@@ -159,12 +136,9 @@ def api(fn: Callable[..., Any]) -> Callable[[dict[str, Any], Any], dict[str, Any
             if isinstance(out, tuple):
                 return respond(out[0], out[1])
             return respond(200, out)
-        except ApiError as e:
-            return error(e.status, e.message)
-        except ValidationError as e:
-            return error(400, describe(e))
-        except ValueError as e:  # key-format and status rules raise ValueError with the reason
-            return error(400, str(e))
+        except (ApiError, ValueError) as e:  # ValueError covers pydantic's ValidationError
+            known = error_of(e) or ApiError(400, str(e))
+            return error(known.status, known.message)
         except (EndpointConnectionError, ConnectTimeoutError, ConnectionClosedError) as e:
             # The AWS endpoint (DynamoDB/S3/Secrets Manager) is down: say so, retryable.
             log.error("AWS endpoint unreachable in %s: %s", fn.__qualname__, e)

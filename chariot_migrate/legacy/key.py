@@ -6,11 +6,11 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from chariot_migrate.model.apikeys import LOOKUP_PARTITION, hash_secret, new_salt, new_secret
 from chariot_migrate.model.keys import api_key_key
 from chariot_migrate.model.requests import ApiKeyAdd, KeyBody
 
 from . import store
-from .apikeys import LOOKUP_PARTITION, hash_secret, new_salt, new_secret
 from .auth import Caller, secured
 from .http import Request, dispatch, not_found
 

@@ -12,9 +12,9 @@ import os
 import threading
 import time
 
-from chariot_migrate.model import tokens
+from chariot_migrate.model import apikeys, tokens
 
-from . import apikeys, aws, signing
+from . import aws, signing
 
 _lock = threading.Lock()
 _cached: tuple[str, float] | None = None

@@ -11,11 +11,12 @@ from typing import Any
 import boto3
 from botocore.exceptions import ClientError
 
-from chariot_migrate.model import tokens
+from chariot_migrate.aws_resources import ensure_bucket
+from chariot_migrate.model import apikeys, tokens
 from chariot_migrate.model.clock import now_iso
+from chariot_migrate.model.table import GSI_FIELDS, gsi_name
 
-from . import apikeys, aws
-from .store import GSI_FIELDS, gsi_name
+from . import aws
 
 
 def _clients(endpoint_url: str | None, region: str) -> tuple[Any, Any, Any]:
@@ -44,14 +45,7 @@ def provision(endpoint_url: str | None = None, region: str = "us-east-1", *, tab
     except ClientError as e:
         if e.response["Error"]["Code"] != "ResourceInUseException":
             raise
-    try:
-        if region == "us-east-1":
-            s3.create_bucket(Bucket=bucket)
-        else:
-            s3.create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": region})
-    except ClientError as e:
-        if e.response["Error"]["Code"] not in ("BucketAlreadyOwnedByYou", "BucketAlreadyExists"):
-            raise
+    ensure_bucket(s3, bucket, region)
     try:
         sm.describe_secret(SecretId=secret_id)
     except ClientError as e:

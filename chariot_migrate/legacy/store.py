@@ -9,13 +9,10 @@ from typing import Any
 
 from boto3.dynamodb.conditions import Attr, Key
 
+from chariot_migrate.model.keys import check_item_keys
+from chariot_migrate.model.table import gsi_name, storable
+
 from . import aws
-
-GSI_FIELDS = ("status", "source", "dns")
-
-
-def gsi_name(field: str) -> str:
-    return f"username-{field}-index"
 
 
 def _dynamo(obj: Any) -> Any:
@@ -35,27 +32,28 @@ def _dynamo(obj: Any) -> Any:
 def to_item(obj: Any) -> Any:
     """JSON-ish data → DynamoDB item (floats become Decimal, empty GSI keys dropped)."""
     item = _dynamo(obj)
-    if isinstance(item, dict):
-        for f in GSI_FIELDS:  # a GSI key attribute must be a non-empty string or absent
-            if f in item and (not isinstance(item[f], str) or item[f] == ""):
-                item.pop(f)
-    return item
+    return storable(item) if isinstance(item, dict) else item
 
 
 def get(username: str, key: str) -> dict[str, Any] | None:
+    check_item_keys(username, key)
     return aws.table().get_item(Key={"username": username, "key": key}).get("Item")
 
 
 def put(item: dict[str, Any]) -> dict[str, Any]:
+    check_item_keys(str(item.get("username", "")), str(item.get("key", "")))
     aws.table().put_item(Item=to_item(item))
     return item
 
 
 def delete(username: str, key: str) -> None:
+    check_item_keys(username, key)
     aws.table().delete_item(Key={"username": username, "key": key})
 
 
 def put_many(items: list[dict[str, Any]]) -> None:
+    for it in items:
+        check_item_keys(str(it.get("username", "")), str(it.get("key", "")))
     with aws.table().batch_writer(overwrite_by_pkeys=["username", "key"]) as batch:
         for it in items:
             batch.put_item(Item=to_item(it))
@@ -112,6 +110,7 @@ def query_all(username: str, prefix: str, *, filter_field: str | None = None,
 def add_counter(username: str, key: str, delta: int, attrs: dict[str, Any]) -> int:
     """Atomically add ``delta`` to a row's hidden ``_count`` (created on first use) and mirror
     the total into ``data.count``; returns the new total."""
+    check_item_keys(username, key)
     names = {"#n": "_count"}
     values: dict[str, Any] = {":d": delta}
     sets = []

@@ -2,26 +2,16 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 
 from chariot_migrate.model import tokens
+from chariot_migrate.model.apikeys import LOOKUP_PARTITION, expired, secret_matches
 from chariot_migrate.model.keys import api_key_key
 
 from . import signing, store
-from .apikeys import LOOKUP_PARTITION, secret_matches
 from .http import ApiError, Request, api
 
 EXPIRES_IN = tokens.DEFAULT_TTL_S
-
-
-def _expired(expires: str | None) -> bool:
-    if not expires:
-        return False
-    try:
-        return datetime.strptime(expires, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC) < datetime.now(UTC)
-    except ValueError:
-        return True
 
 
 @api
@@ -33,7 +23,7 @@ def handler(req: Request) -> Any:
     if not key_id or not secret:
         raise ApiError(401, "missing X-GUARD-API-KEY-ID or X-GUARD-API-KEY-SECRET header")
     record = store.get(LOOKUP_PARTITION, api_key_key(key_id))
-    if not record or record.get("status") != "A" or _expired(record.get("expires")):
+    if not record or record.get("status") != "A" or expired(record.get("expires")):
         raise ApiError(401, "invalid API key")
     if not secret_matches(secret, record):
         raise ApiError(401, "invalid API key")

@@ -16,6 +16,26 @@ class KeyError_(ValueError):
     """A key that does not have the shape its entity needs (message says why)."""
 
 
+# DynamoDB's limits on key attributes (UTF-8 bytes): a longer value is a ValidationException
+# from the store, so it is refused up front with the same 400 on both sides.
+MAX_PARTITION_KEY_BYTES = 2048
+MAX_SORT_KEY_BYTES = 1024
+
+
+def check_key_size(value: str, what: str = "key", limit: int = MAX_SORT_KEY_BYTES) -> str:
+    """``value`` unchanged, or :class:`KeyError_` when it is longer than the store allows."""
+    size = len(value.encode("utf-8", "surrogatepass"))
+    if size > limit:
+        raise KeyError_(f"{what} is too long: {size} bytes in UTF-8, at most {limit} are allowed")
+    return value
+
+
+def check_item_keys(username: str, key: str) -> None:
+    """Both parts of a primary key (``username`` partition key, ``key`` sort key)."""
+    check_key_size(username, "username", MAX_PARTITION_KEY_BYTES)
+    check_key_size(key, "key", MAX_SORT_KEY_BYTES)
+
+
 def kind_of(key: str) -> str:
     """``#asset#a#b`` → ``asset``; '' when the key has no kind segment."""
     if not key.startswith("#"):
@@ -45,7 +65,7 @@ def _no_hash(name: str, value: str) -> str:
 
 def asset_key(dns: str, name: str) -> str:
     # The whole asset key is lowercased (tabularium), dns and name keep no '#'.
-    return f"#asset#{_no_hash('dns', dns)}#{_no_hash('name', name)}".lower()
+    return check_key_size(f"#asset#{_no_hash('dns', dns)}#{_no_hash('name', name)}".lower())
 
 
 def seed_key(dns: str) -> str:
@@ -54,7 +74,7 @@ def seed_key(dns: str) -> str:
 
 
 def generic_key(kind: str, group: str, identifier: str) -> str:
-    return f"#{_no_hash('type', kind).lower()}#{_no_hash('group', group)}#{_no_hash('identifier', identifier)}"
+    return check_key_size(f"#{_no_hash('type', kind).lower()}#{_no_hash('group', group)}#{_no_hash('identifier', identifier)}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,7 +105,7 @@ def normalize_risk_name(name: str) -> str:
 
 
 def risk_key(dns: str, name: str) -> str:
-    return f"#risk#{_no_hash('dns', dns)}#{normalize_risk_name(name)}"
+    return check_key_size(f"#risk#{_no_hash('dns', dns)}#{normalize_risk_name(name)}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,7 +126,7 @@ def parse_risk_key(key: str) -> RiskKey:
 def attribute_key(name: str, value: str, source_key: str) -> str:
     if not source_key.startswith("#"):
         raise KeyError_("attribute source must be an entity key starting with '#'")
-    return f"#attribute#{_no_hash('name', name)}#{_no_hash('value', value)}{source_key}"
+    return check_key_size(f"#attribute#{_no_hash('name', name)}#{_no_hash('value', value)}{source_key}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,35 +146,35 @@ def parse_attribute_key(key: str) -> AttributeKey:
 # --- the rest ---------------------------------------------------------------------------
 
 def preseed_key(type_: str, title: str, value: str) -> str:
-    return f"#preseed#{_no_hash('type', type_)}#{_no_hash('title', title)}#{_no_hash('value', value)}"
+    return check_key_size(f"#preseed#{_no_hash('type', type_)}#{_no_hash('title', title)}#{_no_hash('value', value)}")
 
 
 def job_key(dns: str, identifier: str, capability: str) -> str:
-    return f"#job#{dns}#{identifier}#{_no_hash('capability', capability)}"
+    return check_key_size(f"#job#{dns}#{identifier}#{_no_hash('capability', capability)}")
 
 
 def account_key(owner: str, member: str, value: str = "") -> str:
-    return f"#account#{_no_hash('owner', owner)}#{_no_hash('member', member)}#{value}"
+    return check_key_size(f"#account#{_no_hash('owner', owner)}#{_no_hash('member', member)}#{value}")
 
 
 def file_key(path: str) -> str:
-    return f"#file#{path}"
+    return check_key_size(f"#file#{path}")
 
 
 def api_key_key(key_id: str) -> str:
-    return f"#key#{key_id}"
+    return check_key_size(f"#key#{key_id}")
 
 
 def setting_key(name: str) -> str:
-    return f"#setting#{_no_hash('name', name)}"
+    return check_key_size(f"#setting#{_no_hash('name', name)}")
 
 
 def configuration_key(name: str) -> str:
-    return f"#configuration#{_no_hash('name', name)}"
+    return check_key_size(f"#configuration#{_no_hash('name', name)}")
 
 
 def statistic_key(name: str, created: str, value: str | None = None) -> str:
-    return f"#statistic#{name}#{created}" + (f"#{value}" if value is not None else "")
+    return check_key_size(f"#statistic#{name}#{created}" + (f"#{value}" if value is not None else ""))
 
 
 def dns_and_name(key: str) -> tuple[str, str]:

@@ -6,12 +6,14 @@ edges derived from keys (see ``related``), so legacy and new services answer ali
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterable
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from .keys import kind_of, plural
+from .requests import parse_model
 
 Operator = Literal["=", "CONTAINS", "<", "<=", ">", ">=", "STARTS WITH", "ENDS WITH", "IN", "AND", "OR"]
 MAX_LIMIT = 10000
@@ -265,9 +267,68 @@ def bucketize(rows: Iterable[dict[str, Any]], labels: Iterable[str] = ()) -> dic
     return out
 
 
-def key_prefix_hint(query: GraphQuery) -> str | None:
-    """A key prefix every root must have (from top-level key =/STARTS WITH filters), for loaders."""
+# ---- answering POST /my (legacy and the graph services) -----------------------------------------
+
+TOO_LARGE = "query result too large: reduce page size"
+KindSource = Callable[[str], list[dict[str, Any]]]  # kind ("asset", "risk", …) → that kind's entities
+
+
+class ResultTooLarge(ValueError):
+    """The page is over the response-size limit (the API answers 413 ``TOO_LARGE``)."""
+
+
+def make_loader(source: KindSource) -> Loader:
+    """A label loader that fetches each kind once per request (relationships need whole kinds)."""
+    cache: dict[str, list[dict[str, Any]]] = {}
+
+    def load(label: str) -> list[dict[str, Any]]:
+        kind = label_kind(label)
+        if kind not in cache:
+            cache[kind] = source(kind)
+        return [e for e in cache[kind] if has_label(e, label)]
+
+    return load
+
+
+def parse_query(body: Any) -> GraphQuery:
+    """The ``POST /my`` body as a query (400 with the legacy message), old seed keys rewritten."""
+    query = parse_model(GraphQuery, body)
+    if "Seed" in query.node.labels:
+        seed_compat(query)
+    return query
+
+
+def seed_compat(query: GraphQuery) -> None:
+    """Older seed keys were ``#seed#<dns>``; seeds are now ``#asset#<dns>#<dns>``."""
     for f in list(query.node.filters) + list(query.filters):
-        if f.field == "key" and not f.not_ and f.operator in ("=", "STARTS WITH") and isinstance(f.value, str):
-            return f.value
-    return None
+        if f.field == "key" and isinstance(f.value, str) and f.value.startswith("#seed#"):
+            f.value = "#asset#" + f.value[len("#seed#"):]
+
+
+def answer(query: GraphQuery, load: Loader, *, tree: bool, max_response_bytes: int) -> Any:
+    """The ``POST /my`` answer: one page bucketed by label (with ``offset`` when more follow), or
+    the tree of related entities; :class:`ResultTooLarge` over ``max_response_bytes``."""
+    rows = evaluate(query, load)
+    if tree:
+        return tree_rows(query, rows, load)
+    chunk, next_page = page_of(rows, query.page, query.limit)
+    out: dict[str, Any] = bucketize(chunk, query.node.labels)
+    if next_page is not None:
+        out["offset"] = next_page
+    if query.limit > 1 and len(json.dumps(out, separators=(",", ":"))) > max_response_bytes:
+        raise ResultTooLarge(TOO_LARGE)
+    return out
+
+
+def tree_rows(query: GraphQuery, rows: list[dict[str, Any]], load: Loader) -> list[dict[str, Any]]:
+    tree = []
+    for row in rows[query.page * query.limit : (query.page + 1) * query.limit]:
+        rels = []
+        for rel in query.node.relationships:
+            for label, other in relationship_targets(row, rel, load):
+                edge = {"label": label, "created": other.get("created"), "visited": other.get("visited")}
+                rels.append({"label": label, "result": {"relationships": [edge]},
+                             "target": {"result": {bucket_of(other): [other]}}})
+        tree.append({"node": {"result": {"count": 1, bucket_of(row, query.node.labels): [row]},
+                              "relationships": rels}})
+    return tree

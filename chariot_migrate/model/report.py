@@ -19,6 +19,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from .plain import plain
 from .status import job_status
 
 STATES = frozenset("TOIRD")
@@ -101,7 +102,7 @@ def render(body: ReportBody, risks: list[dict[str, Any]]) -> tuple[bytes, str]:
         buf = io.BytesIO()
         with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
             z.writestr("report.md", text)
-            z.writestr("risks.json", json.dumps(risks, default=str, indent=2))
+            z.writestr("risks.json", json.dumps(plain(risks), default=str, indent=2))
         return buf.getvalue(), CONTENT_TYPES["zip"]
     return pdf_bytes(text), CONTENT_TYPES["pdf"]
 

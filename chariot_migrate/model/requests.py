@@ -3,21 +3,38 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
+from .errors import bad_request, describe
+from .keys import check_key_size
 from .status import ASSET_STATUSES, ROLES, parse_risk_status
 
+# An entity key named by the client: non-empty and within DynamoDB's sort-key size, so a lookup,
+# update or delete of an impossible key is the same 400 on both sides (never a store error).
+EntityKey = Annotated[str, Field(min_length=1), AfterValidator(check_key_size)]
 
-def describe(err: ValidationError) -> str:
-    """One sentence naming each bad field: ``status: invalid asset status 'X'``."""
-    parts = []
-    for e in err.errors():
-        loc = ".".join(str(x) for x in e["loc"]) or "body"
-        msg = e["msg"].removeprefix("Value error, ")
-        parts.append(f"{loc}: {msg}")
-    return "; ".join(parts)
+
+__all__ = ["describe", "parse_model"]  # describe lives with the errors; callers import it from here too
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def parse_model(cls: type[M], data: Any) -> M:
+    """Validate ``data`` with ``cls``; a bad body is an :class:`~.errors.ApiError` 400 naming each field."""
+    try:
+        return cls.model_validate(data)
+    except ValidationError as e:
+        raise bad_request(describe(e)) from None
 
 
 class _Body(BaseModel):
@@ -58,7 +75,7 @@ class AssetAdd(_Body):
 
 
 class AssetUpdate(_Body):
-    key: str = Field(min_length=1)
+    key: EntityKey
     status: str | None = None
     attack_surface: list[str] | None = Field(None, alias="attackSurface")
     secret: str | None = None
@@ -71,7 +88,7 @@ class AssetUpdate(_Body):
 
 
 class KeyBody(_Body):
-    key: str = Field(min_length=1)
+    key: EntityKey
 
 
 def _risk_status(v: str) -> str:
@@ -80,7 +97,7 @@ def _risk_status(v: str) -> str:
 
 
 class RiskAdd(_Body):
-    key: str = Field(min_length=1, description="key of the asset (or attribute) the risk is on")
+    key: EntityKey = Field(description="key of the asset (or attribute) the risk is on")
     name: str = Field(min_length=1)
     status: str
     comment: str | None = None
@@ -92,7 +109,7 @@ class RiskAdd(_Body):
 
 
 class RiskUpdate(_Body):
-    key: str = Field(min_length=1)
+    key: EntityKey
     status: str | None = None
     comment: str | None = None
     title: str | None = None
@@ -106,7 +123,7 @@ class RiskUpdate(_Body):
 
 
 class RiskDelete(_Body):
-    key: str = Field(min_length=1)
+    key: EntityKey
     status: str = "DIO"
     comment: str | None = None
 
@@ -120,7 +137,7 @@ class RiskDelete(_Body):
 
 
 class AttributeAdd(_Body):
-    key: str = Field(min_length=1, description="key of the entity the attribute is on")
+    key: EntityKey = Field(description="key of the entity the attribute is on")
     name: str = Field(min_length=1)
     value: str = Field(min_length=1)
 
@@ -146,7 +163,7 @@ class SeedAdd(_Body):
 
 
 class StatusUpdate(_Body):
-    key: str = Field(min_length=1)
+    key: EntityKey
     status: str
     comment: str | None = None
 
@@ -164,7 +181,7 @@ class PreseedAdd(_Body):
 
 
 class JobAdd(_Body):
-    key: str = Field(min_length=1)
+    key: EntityKey
     capabilities: list[str] = Field(default_factory=list)
     config: dict[str, Any] = Field(default_factory=dict)
     credential_ids: list[str] = Field(default_factory=list)

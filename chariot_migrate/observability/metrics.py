@@ -18,8 +18,10 @@ from __future__ import annotations
 
 from typing import Any
 
-# The design seed's latency buckets (same as http_request_duration_seconds).
-BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+from .latency import LATENCY_BUCKETS
+
+# The request-latency buckets (same as http_request_duration_seconds and the gates' windows).
+BUCKETS = LATENCY_BUCKETS
 LAG_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0)
 
 _defined: dict[str, Any] = {}

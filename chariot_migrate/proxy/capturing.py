@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import random
 
+from ..rollout.state import ServiceState
+from ..routes.matcher import Route
 from ..shadow.capture import CaptureWriter
 from .addons import Exchange
 
@@ -20,6 +22,12 @@ class CaptureAddon:
         if s is None:
             s = ex.notes["capture"] = self._rng.random() < self.sample
         return bool(s)
+
+    def applies(self, route: Route | None, state: ServiceState | None) -> bool:
+        return True
+
+    async def before(self, ex: Exchange) -> None:
+        return None
 
     def needs_body(self, ex: Exchange) -> bool:
         return self._sampled(ex)

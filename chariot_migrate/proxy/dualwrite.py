@@ -7,8 +7,7 @@ right after. The replay worker (one per proxy worker; leases keep deliveries sin
 to the other side in order per account, and the primary's and the replay's answers are compared
 in the shadow diff store. Both directions: accounts served by new replay to legacy.
 
-Read-your-writes across a shift: an account whose writes toward the new side are still pending
-keeps being served by legacy until they are delivered.
+Read-your-writes across a shift (either direction) and across services: see ``before``.
 """
 
 from __future__ import annotations
@@ -26,9 +25,11 @@ from ..dual_write.config import DualWriteConfig
 from ..dual_write.outbox import Outbox, open_outbox
 from ..dual_write.records import ReplayRecord
 from ..dual_write.worker import ReplayWorker
-from ..rollout.bucketing import in_cohort
+from ..redact import redact_path
+from ..rollout.bucketing import in_cohort, salt_for
+from ..rollout.state import ServiceState
+from ..routes.matcher import Route
 from ..routes.models import SAFE_METHODS, RoutesFile
-from ..shadow.redact import redact_path
 from ..transport import HttpRequest, HttpResponse, Transport
 from .addons import Exchange
 
@@ -36,8 +37,11 @@ log = logging.getLogger("chariot_migrate.proxy")
 HOLD_BACK_REFRESH_S = 0.25  # how stale "this account still has writes on their way to new" may be
 
 DUAL_WRITES = Counter("dual_write_records_total", "Replay records by outcome at the edge", ["service", "result"])
-HELD_BACK = Counter("dual_write_held_on_legacy_total",
-                    "Requests kept on legacy because the account's writes toward new are still pending", ["service"])
+HELD_BACK = Counter("dual_write_held_back_total",
+                    "Requests served by the other side because the account's writes toward the chosen side are "
+                    "still pending", ["service"])
+BARRIER = Counter("dual_write_barrier_total",
+                  "Requests that waited for another service's writes toward their side", ["service", "result"])
 
 
 class _Answered:
@@ -76,11 +80,12 @@ class DualWriteAddon:
             lease_s=max(self.cfg.lease_s, self.cfg.timeout_s + 1),
             replay_token_provider=token_fn, on_result=self._on_result if self.cfg.compare else None,
         )
-        self._pending_cache: dict[tuple[str, str], tuple[int, float]] = {}
-        # SQLite outboxes answer "which accounts of a service have undelivered writes" in one query.
-        self._snapshot = getattr(self.outbox, "undelivered_accounts", None)
-        self._undelivered: dict[str, tuple[set[str], float]] = {}  # service → (accounts, valid until)
-        self._refreshing: dict[str, asyncio.Future[frozenset[str]]] = {}
+        # SQLite outboxes answer "which lanes toward a side have undelivered writes" in one query.
+        self._snapshot = getattr(self.outbox, "undelivered_lanes", None)
+        # target → ({account: services with writes on their way}, valid until)
+        self._pending: dict[str, tuple[dict[str, set[str]], float]] = {}
+        self._refreshing: dict[str, asyncio.Future[frozenset[tuple[str, str]]]] = {}
+        self._pending_cache: dict[tuple[str, str], tuple[set[str], float]] = {}
 
     def _transport_for(self, service: str, side: str) -> Transport:
         t = self._transports(service, side)
@@ -108,50 +113,85 @@ class DualWriteAddon:
         if s.dual_write_bp >= 10_000 or ex.account is None:
             return True
         svc = self._get_config().services.get(ex.service)
-        return in_cohort(f"{(svc.salt if svc and svc.salt else ex.service)}:dual", ex.account, s.dual_write_bp)
+        return in_cohort(salt_for(ex.service, svc.salt if svc else None, "dual"), ex.account, s.dual_write_bp)
 
     # ---- hooks --------------------------------------------------------------------------------
 
+    def applies(self, route: Route | None, state: ServiceState | None) -> bool:
+        # Not only while this service dual writes: its reads wait for other services' writes too.
+        return route is not None and state is not None
+
     async def before(self, ex: Exchange) -> None:
-        """Keep an account on legacy while its writes toward new are still in the outbox."""
-        s = ex.state
-        if (ex.side != "new" or ex.account is None or ex.other is None or s is None or s.dual_write != "on"
-                or ex.decision == "pinned"):
+        """Read-your-writes across services. The side decision (``proxy/decide.py``) already
+        moved an account whose writes toward the chosen side are still in the outbox to the
+        other side of the same service (``draining``: just after a shift or a rollback); here,
+        writes of *other* services still on their way to the chosen side are waited for, up to
+        ``barrier_s`` (a mixed split: asset-discovery on new, risk-assessment on legacy — the
+        risk must see the asset just created)."""
+        if ex.account is None or ex.service is None or ex.state is None or ex.request.header("x-migrate-replay"):
             return
-        if await self._undelivered_toward_new(ex.service or "", ex.account):
-            ex.side, ex.primary, ex.other, ex.decision = "legacy", ex.other, ex.primary, "draining"
-            HELD_BACK.labels(ex.service or "-").inc()
+        if ex.decision == "draining":
+            HELD_BACK.labels(ex.service).inc()
+        waiting = await self._pending_services(ex.account, ex.side)
+        if waiting - {ex.service}:
+            await self._wait_for_other_services(ex)
 
-    async def _undelivered_toward_new(self, service: str, account: str) -> bool:
-        """Does the account still have writes on their way to the new side? Answers are at most
-        ``HOLD_BACK_REFRESH_S`` old (plus this process's own appends, seen at once)."""
+    async def pending_toward(self, account: str, service: str, target: str) -> bool:
+        """Are writes of ``account`` for ``service`` still on their way to ``target``?"""
+        return service in await self._pending_services(account, target)
+
+    async def _wait_for_other_services(self, ex: Exchange) -> None:
+        account, target = ex.account or "", ex.side
+        deadline = time.monotonic() + self.cfg.barrier_s
+        while True:
+            left = [svc for svc in self._get_config().services if svc != ex.service
+                    and await self.outbox.pending_for(svc, account, target) > 0]  # type: ignore[arg-type]
+            if not left:
+                BARRIER.labels(ex.service or "-", "delivered").inc()
+                self._pending.get(target, ({}, 0.0))[0].pop(account, None)
+                return
+            if time.monotonic() >= deadline:
+                BARRIER.labels(ex.service or "-", "timeout").inc()
+                log.warning("dual write: writes of %s toward %s still pending after %.1fs; serving anyway",
+                            ",".join(left), target, self.cfg.barrier_s)
+                return
+            self.worker.notify()
+            await asyncio.sleep(0.005)
+
+    async def _pending_services(self, account: str, target: str) -> set[str]:
+        """The services with writes of ``account`` toward ``target`` still in the outbox. At most
+        ``HOLD_BACK_REFRESH_S`` old, plus this process's own appends, seen at once."""
         if self._snapshot is None:
-            return await self._pending_for_account(service, account)
+            return await self._pending_services_per_account(account, target)
         now = time.monotonic()
-        entry = self._undelivered.get(service)
+        entry = self._pending.get(target)
         if entry is None or entry[1] < now:
-            refresh = self._refreshing.get(service)
+            refresh = self._refreshing.get(target)
             if refresh is None:  # one query per refresh, however many requests wait for it
-                refresh = self._refreshing[service] = asyncio.ensure_future(self._snapshot(service, "new"))
+                refresh = self._refreshing[target] = asyncio.ensure_future(self._snapshot(target))
             try:
-                accounts = set(await asyncio.shield(refresh))
+                lanes = await asyncio.shield(refresh)
             finally:
-                if self._refreshing.get(service) is refresh and refresh.done():
-                    del self._refreshing[service]
-            entry = self._undelivered[service] = (accounts, now + HOLD_BACK_REFRESH_S)
-        return account in entry[0]
+                if self._refreshing.get(target) is refresh and refresh.done():
+                    del self._refreshing[target]
+            by_account: dict[str, set[str]] = {}
+            for svc, acct in lanes:
+                by_account.setdefault(acct, set()).add(svc)
+            entry = self._pending[target] = (by_account, now + HOLD_BACK_REFRESH_S)
+        return entry[0].get(account, set())
 
-    async def _pending_for_account(self, service: str, account: str) -> bool:
-        """Outboxes without a cheap whole-service view (Redis): ask per account, cached as long."""
+    async def _pending_services_per_account(self, account: str, target: str) -> set[str]:
+        """Outboxes without a whole-outbox view (Redis): ask per service for this account, cached as long."""
         now = time.monotonic()
-        key = (service, account)
+        key = (account, target)
         cached = self._pending_cache.get(key)
         if cached is None or cached[1] < now:
-            n = await self.outbox.pending_for(service, account, "new")
-            self._pending_cache[key] = cached = (n, now + HOLD_BACK_REFRESH_S)
+            services = {svc for svc in self._get_config().services
+                        if await self.outbox.pending_for(svc, account, target) > 0}  # type: ignore[arg-type]
+            self._pending_cache[key] = cached = (services, now + HOLD_BACK_REFRESH_S)
             if len(self._pending_cache) > 50_000:
                 self._pending_cache.clear()
-        return cached[0] > 0
+        return cached[0]
 
     def needs_body(self, ex: Exchange) -> bool:
         return self.wanted(ex)
@@ -186,8 +226,10 @@ class DualWriteAddon:
                                        ex.side.encode() + b'"}')
             return
         DUAL_WRITES.labels(ex.service or "-", "appended").inc()
-        if target == "new" and (entry := self._undelivered.get(rec.service)) is not None:
-            entry[0].add(rec.account)  # this process's own write: hold the account back at once
+        if (entry := self._pending.get(target)) is not None:  # this process's own write: seen at once
+            entry[0].setdefault(rec.account, set()).add(rec.service)
+        elif (cached := self._pending_cache.get((rec.account, target))) is not None:
+            cached[0].add(rec.service)
         self.worker.notify()
         # Dual-written writes are replay-compared; if the caller did not send one, tell it the key we used.
         ex.extra_headers.append(("x-migrate-replay-id", rec.id))

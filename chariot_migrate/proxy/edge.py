@@ -11,7 +11,7 @@ import json
 from dataclasses import dataclass, field
 from itertools import chain
 
-from ..routes.matcher import RequestView, RouteMatch, RouteTable
+from ..routes.matcher import RequestView, RouteTable
 from ..routes.models import HTTP_METHODS, RoutesFile
 from . import metrics
 from .auth import AuthFailure, EdgeAuth, Verified
@@ -35,6 +35,17 @@ async def send_rejection(send, rej: Rejection, extra: list[tuple[str, str]] | No
     headers += [(k.encode("latin-1"), v.encode("latin-1")) for k, v in (*rej.headers, *(extra or ()))]
     await send({"type": "http.response.start", "status": rej.status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
+
+
+def _repeated(headers: list[tuple[bytes, bytes]], unique: frozenset[bytes]) -> str | None:
+    """The first name in ``unique`` that occurs twice (ASGI header names are lower-case)."""
+    seen: set[bytes] = set()
+    for k, _ in headers:
+        if k in unique:
+            if k in seen:
+                return k.decode("latin-1")
+            seen.add(k)
+    return None
 
 
 class Cors:
@@ -76,9 +87,13 @@ class EdgePolicy:
         self.max_header_bytes = d.max_header_bytes
         self.reject_encoded_slash = d.reject_encoded_slash
         self.cors = Cors(d.cors_origins) if d.cors_origins else None
-        self.screens = bool(self.max_headers or self.max_header_bytes or self.reject_encoded_slash or self.cors)
-        self.enforced = frozenset(
-            r.path for r in cfg.routes if (r.enforce_methods if r.enforce_methods is not None else d.enforce_methods))
+        self.unique_headers = frozenset(h.lower().encode("latin-1") for h in (
+            *d.unique_headers, *(b.partition(":")[2] for b in cfg.bucket_by if b.startswith("header:"))))
+        self.screens = bool(self.max_headers or self.max_header_bytes or self.reject_encoded_slash or self.cors
+                            or self.unique_headers)
+        self.enforced = frozenset(  # route indexes whose path answers 405 for other methods
+            i for i, r in enumerate(cfg.routes)
+            if (r.enforce_methods if r.enforce_methods is not None else d.enforce_methods))
         self.auth = auth
         self.limiters = limiters
         self.account_limit = d.account_rate_limit
@@ -96,6 +111,9 @@ class EdgePolicy:
         if self.max_header_bytes and sum(map(len, chain.from_iterable(raw))) > self.max_header_bytes:
             metrics.REJECTED.labels("headers_too_large").inc()
             return Rejection(431, {"error": f"request headers exceed {self.max_header_bytes} bytes"})
+        if self.unique_headers and (dup := _repeated(raw, self.unique_headers)) is not None:
+            metrics.REJECTED.labels("duplicate_header").inc()
+            return Rejection(400, {"error": f"header {dup!r} appears more than once; send it once"})
         if self.reject_encoded_slash:
             rp = scope.get("raw_path") or b""
             if b"%2" in rp and (b"%2f" in rp or b"%2F" in rp):
@@ -115,25 +133,24 @@ class EdgePolicy:
     # ---- after matching ----------------------------------------------------------------------
 
     def method_not_allowed(self, view: RequestView) -> Rejection | None:
-        """For an unmatched request: does the path (with its predicates) match an enforced
-        route under another method? Then 405 + Allow; else None (the legacy default serves it)."""
-        asked = view.method
-        allowed: list[str] = []
-        try:
-            for m in HTTP_METHODS:
-                if m == asked:
-                    continue
-                view.method = m
-                hit: RouteMatch | None = self._table.match(view)
-                if hit is not None and hit.route.template in self.enforced:
-                    allowed.append(m)
-        finally:
-            view.method = asked
-        if not allowed:
+        """For an unmatched request: 405 + Allow when routes exist on this path but none of them
+        takes the method (whatever their predicates), and each of them enforces methods. A path
+        no template matches, or a method some route on it takes (its predicates did not match),
+        goes to the legacy default as before. OPTIONS is never refused (CORS, discovery)."""
+        if view.method == "OPTIONS":
+            return None
+        routes = self._table.routes_on(view.path)
+        if not routes or any(r.index not in self.enforced for r in routes):
+            return None
+        allowed = set().union(*(r.methods for r in routes))
+        if "GET" in allowed:
+            allowed.add("HEAD")  # RFC 9110 §9.3.2: HEAD is GET without the body
+        if view.method in allowed:
             return None
         metrics.REJECTED.labels("method_not_allowed").inc()
-        allow = ", ".join(allowed)
-        return Rejection(405, {"error": f"method {asked} is not allowed here; allowed: {allow}"}, [("allow", allow)])
+        allow = ", ".join(m for m in HTTP_METHODS if m in allowed)
+        return Rejection(405, {"error": f"method {view.method} is not allowed on {view.path}; allowed: {allow}"},
+                         [("allow", allow)])
 
     async def authenticate(self, hmap: dict[str, str]) -> tuple[Verified | None, Rejection | None]:
         assert self.auth is not None

@@ -58,22 +58,31 @@ def downstream_response_headers(headers: Headers) -> Headers:
 _CID_OK = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.:")
 
 
-def correlation_id(headers: dict[str, str]) -> str:
+def correlation_id(headers: dict[str, str], fresh: str | None = None) -> str:
+    """``fresh``: 32 random hex digits to use when the caller's id is refused (else drawn here)."""
     cid = headers.get("x-correlation-id", "")
     # Accept a caller's id only if it is short, plain (no log injection) and not a token.
     if cid and len(cid) <= 128 and not cid.startswith("eyJ") and _CID_OK.issuperset(cid):
         return cid
-    return os.urandom(16).hex()
+    return fresh or os.urandom(16).hex()
 
 
-def traceparent(headers: dict[str, str]) -> str:
-    """Propagate a valid W3C traceparent with a new span id, or start a new trace."""
+def traceparent(headers: dict[str, str], fresh: str | None = None) -> str:
+    """Propagate a valid W3C traceparent with a new span id, or start a new trace. ``fresh``: 48
+    random hex digits (trace id, then span id), else drawn here."""
+    fresh = fresh or os.urandom(24).hex()
     tp = headers.get("traceparent", "")
     parts = tp.split("-")
-    span = os.urandom(8).hex()
+    span = fresh[32:48]
     if len(parts) == 4 and len(parts[1]) == 32 and len(parts[2]) == 16 and parts[1] != "0" * 32:
         return f"{parts[0]}-{parts[1]}-{span}-{parts[3]}"
-    return f"00-{os.urandom(16).hex()}-{span}-01"
+    return f"00-{fresh[:32]}-{span}-01"
+
+
+def request_ids(headers: dict[str, str]) -> tuple[str, str]:
+    """(correlation id, traceparent) from one draw of randomness (one syscall, not three)."""
+    fresh = os.urandom(40).hex()
+    return correlation_id(headers, fresh[:32]), traceparent(headers, fresh[32:])
 
 
 @lru_cache(maxsize=4096)
@@ -103,8 +112,34 @@ def bucket_key(bucket_by: list[str], headers: dict[str, str], query_first) -> st
             if auth[:7].lower() == "bearer ":
                 c = unverified_jwt_claims(auth[7:].strip()).get(name)
                 v = c if isinstance(c, str) else None
-        else:
+        elif kind == "query":
             v = query_first(name)
+        else:
+            continue  # path: only after a route matched (``path_account``)
         if v:
+            return v.strip().lower()
+    return None
+
+
+def path_account(bucket_by: list[str], path_params: dict[str, str]) -> str | None:
+    """The account named by the path (``path:principal:base64url`` for Chariot's public inbound
+    hooks), for bucketing and dual-write lanes only: never an identity, nothing is verified."""
+    import base64
+    import binascii
+
+    for source in bucket_by:
+        kind, _, spec = source.partition(":")
+        if kind != "path":
+            continue
+        name, _, decoding = spec.partition(":")
+        v = path_params.get(name)
+        if not v:
+            continue
+        if decoding == "base64url":
+            try:
+                v = base64.urlsafe_b64decode(v + "=" * (-len(v) % 4)).decode("utf-8")
+            except (binascii.Error, ValueError):
+                continue
+        if v.strip():
             return v.strip().lower()
     return None

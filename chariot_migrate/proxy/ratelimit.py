@@ -1,7 +1,8 @@
 """Rate limits at the edge: token buckets per service and per account.
 
-Local (in-process) by default. With ``rate_limit_store: redis://…`` the buckets are shared by
-every replica through one atomic Lua script; the local bucket still runs first, so a request one
+Local (in-process) unless a Redis is configured: ``rate_limit_store: redis://…``, or by default
+the state store when it is Redis (``rate_limit_store: local`` opts out; ``breakers.edge_store_url``).
+Then the buckets are shared by every worker and replica through one atomic Lua script; the local bucket still runs first, so a request one
 replica alone would refuse never costs a Redis round trip. Redis down → fail open (counted) and
 fall back to local limiting until it answers again.
 """
@@ -12,7 +13,6 @@ import logging
 import math
 import time
 from collections.abc import Callable
-from urllib.parse import parse_qs, urlparse
 
 from . import metrics
 
@@ -103,9 +103,10 @@ class RedisLimiter:
                  clock: Callable[[], float] = time.monotonic) -> None:
         import redis.asyncio as aioredis
 
-        q = parse_qs(urlparse(url).query)
-        self.prefix = q.get("prefix", ["chariot-migrate:"])[0] + "rl:"
-        self._url = url.split("?", 1)[0]
+        from ..redis_keys import split_redis_url
+
+        self._url, prefix = split_redis_url(url, "chariot-migrate:")
+        self.prefix = prefix + "rl:"
         self._aioredis = aioredis
         self._client = None
         self._script = None
@@ -116,8 +117,9 @@ class RedisLimiter:
     def _get_script(self):
         # Created lazily inside the running loop (each uvicorn worker has its own).
         if self._script is None:
-            self._client = self._aioredis.Redis.from_url(self._url, socket_timeout=0.25,
-                                                         socket_connect_timeout=0.25)
+            from ..redis_conn import async_redis
+
+            self._client = async_redis(self._url, socket_timeout=0.25, socket_connect_timeout=0.25)
             self._script = self._client.register_script(TOKEN_BUCKET_LUA)
         return self._script
 

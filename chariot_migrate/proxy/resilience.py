@@ -105,10 +105,12 @@ class UpstreamPool:
                  retries: RetryPolicy | None = None, breaker: BreakerSettings | None = None,
                  lb: str = "round_robin", health: HealthCheck | None = None,
                  clock: Callable[[], float] = time.monotonic, rand: Callable[[], float] = random.random,
-                 sleep: Callable[[float], Awaitable[None]] = asyncio.sleep) -> None:
+                 sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+                 share: Callable[[str, str, State], None] | None = None) -> None:
         if not instances:
             raise ValueError(f"{service}: an upstream pool needs at least one instance")
         self.service, self.side, self.lb, self.health = service, side, lb, health
+        self.share = share  # tells the other workers of a trip / recovery (proxy.breakers.BreakerBus)
         self.retries = retries or RetryPolicy()
         self._clock, self._rand, self._sleep = clock, rand, sleep
         cfg = breaker_config(breaker) if breaker else None
@@ -132,7 +134,12 @@ class UpstreamPool:
             gauge.set(_STATE_CODE[to])
             level = logging.WARNING if to == "open" else logging.INFO
             log.log(level, "circuit %s → %s for %s instance %s", frm, to, self.service, inst.name)
+            if self.share is not None and to != "half_open" and not inst.breaker.forced:
+                self.share(self.service, inst.name, to)
         return changed
+
+    def breaker(self, instance: str) -> CircuitBreaker | None:
+        return next((i.breaker for i in self.instances if i.name == instance), None)
 
     # ---- Transport ---------------------------------------------------------------------------
 
@@ -291,15 +298,16 @@ def service_pool_key(svc) -> str:
                        svc.health_check.model_dump() if svc.health_check else None, svc.pool_limit])
 
 
-def build_service_pool(name: str, svc) -> UpstreamPool:
+def build_service_pool(name: str, svc, share: Callable[[str, str, State], None] | None = None) -> UpstreamPool:
     from .upstream import http_transport
 
     return UpstreamPool(name, "new", [(url, http_transport(url, pool_limit=svc.pool_limit)) for url in svc.instances],
-                        retries=svc.retries, breaker=svc.breaker, lb=svc.lb, health=svc.health_check)
+                        retries=svc.retries, breaker=svc.breaker, lb=svc.lb, health=svc.health_check, share=share)
 
 
-def guard_legacy(invoker: Transport, legacy) -> Transport:
+def guard_legacy(invoker: Transport, legacy, share: Callable[[str, str, State], None] | None = None) -> Transport:
     """Wrap the legacy invoker in a pool only when retries or a breaker are configured (else: as is)."""
     if legacy.retries.attempts == 0 and legacy.breaker is None:
         return invoker
-    return UpstreamPool("legacy", "legacy", [("legacy", invoker)], retries=legacy.retries, breaker=legacy.breaker)
+    return UpstreamPool("legacy", "legacy", [("legacy", invoker)], retries=legacy.retries, breaker=legacy.breaker,
+                        share=share)

@@ -1,8 +1,11 @@
 """Process layout of a running proxy: uvicorn workers on the public port, the admin API in its
 own process on the admin port, Prometheus multiprocess files shared between them.
 
-Both sockets are bound here first (port 0 allowed) so the real ports can be announced on one
-JSON line on stdout before serving — tests and scripts read it instead of guessing ports.
+Both sockets are bound here first (port 0 allowed) — or handed down already bound by a supervisor
+(`--fd`, `--admin-fd`: `chariot-migrate up` keeps them across restarts) — so the real ports can be
+announced on one JSON line on stdout before serving; tests and scripts read it instead of guessing.
+Everything that can refuse a start (routes.yaml, the state store, a port in use) is checked before
+that line, as one sentence. The admin process and the workers die with this process.
 """
 
 from __future__ import annotations
@@ -18,7 +21,10 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..lifecycle import CHILD_APP_ENV, adopt_children, bind, die_with_parent, inherited, port_of
 from .upstream import HTTP_CLIENT_ENV, HTTP_CLIENTS  # aiohttp only: nothing here imports prometheus_client
+
+__all__ = ["ProxyOptions", "bind", "serve"]
 
 
 @dataclass
@@ -35,20 +41,17 @@ class ProxyOptions:
     capture: str | None = None  # JSONL file for sampled request/response pairs
     capture_sample: float = 1.0
     http_client: str | None = None  # "aiohttp" or "pyreqwest"; None: $CHARIOT_MIGRATE_HTTP_CLIENT or aiohttp
+    fd: int | None = None  # public socket already bound by the parent (instead of host/port)
+    admin_fd: int | None = None
 
 
-def bind(host: str, port: int) -> socket.socket:
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((host, port))
-    sock.listen(2048)
-    sock.set_inheritable(True)
-    return sock
+def _listener(host: str, port: int, fd: int | None) -> socket.socket:
+    return inherited(fd) if fd is not None else bind(host, port)
 
 
 def _run_admin(sock: socket.socket, env: dict[str, str]) -> None:
     os.environ.update(env)
+    die_with_parent()
     import uvicorn
 
     config = uvicorn.Config("chariot_migrate.proxy.admin:create_admin_app_from_env", factory=True,
@@ -63,18 +66,33 @@ def serve(opts: ProxyOptions) -> None:
     # anything imports prometheus_client (loading routes.yaml does, through its section models).
     mp_dir = tempfile.mkdtemp(prefix="chariot-migrate-metrics-")
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = mp_dir
-    # Validate up front: a broken routes.yaml at start-up is a one-line error, not a traceback.
+    die_with_parent()  # under a supervisor (`up`): this process ends with it
+    # Validate up front: a broken routes.yaml or an unusable state store at start-up is a
+    # one-line error before anything listens, not a traceback after.
+    from ..rollout.store import open_state_store
     from ..routes.loader import load_table
+    from .live import save_last_good
 
     try:
-        load_table(opts.routes)
+        table = load_table(opts.routes)
+        open_state_store(opts.state).close()
+        public = _listener(opts.host, opts.port, opts.fd)
+        try:
+            admin = _listener(opts.admin_host, opts.admin_port, opts.admin_fd)
+        except Exception:
+            public.close()
+            raise
     except Exception:
         shutil.rmtree(mp_dir, ignore_errors=True)
         raise
+    # A worker (re)started while routes.yaml is broken starts from the last table that loaded.
+    last_good = save_last_good(table, mp_dir)
     env = {
         "CHARIOT_MIGRATE_ROUTES": str(Path(opts.routes).resolve()),
         "PROMETHEUS_MULTIPROC_DIR": mp_dir,
         "CHARIOT_MIGRATE_ACCESS_LOG": "1" if opts.access_log else "0",
+        "CHARIOT_MIGRATE_ROUTES_LAST_GOOD": str(last_good),
+        CHILD_APP_ENV: "chariot_migrate.proxy.app:create_app",
     }
     if opts.state:
         env["CHARIOT_MIGRATE_STATE"] = opts.state
@@ -83,22 +101,20 @@ def serve(opts: ProxyOptions) -> None:
     if opts.capture:
         env["CHARIOT_MIGRATE_CAPTURE"] = str(Path(opts.capture).resolve())
         env["CHARIOT_MIGRATE_CAPTURE_SAMPLE"] = str(opts.capture_sample)
-    os.environ.update(env)
+    os.environ.update(adopt_children(env))
     # The admin token is resolved once here, so every process agrees on it.
     from .admin import resolve_admin_token
 
     os.environ["CHARIOT_MIGRATE_ADMIN_TOKEN"] = resolve_admin_token()
     env["CHARIOT_MIGRATE_ADMIN_TOKEN"] = os.environ["CHARIOT_MIGRATE_ADMIN_TOKEN"]
 
-    public = bind(opts.host, opts.port)
-    admin = bind(opts.admin_host, opts.admin_port)
-    admin_port = admin.getsockname()[1]
+    admin_port = port_of(admin)
     ctx = multiprocessing.get_context("spawn")
     admin_proc = ctx.Process(target=_run_admin, args=(admin, env), daemon=True, name="chariot-admin")
     admin_proc.start()
     admin.close()
 
-    ready = {"event": "proxy.listening", "host": opts.host, "port": public.getsockname()[1],
+    ready = {"event": "proxy.listening", "host": opts.host, "port": port_of(public),
              "admin_port": admin_port,
              "workers": opts.workers, "pid": os.getpid()}
     print(json.dumps(ready), flush=True)
@@ -111,8 +127,10 @@ def serve(opts: ProxyOptions) -> None:
     # clean-up below (admin process, metrics directory) runs.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     config = uvicorn.Config(
-        "chariot_migrate.proxy.app:create_app", factory=True, fd=public.fileno(), workers=opts.workers,
-        loop="uvloop", http="httptools", lifespan="on", access_log=False, log_level="warning",
+        "chariot_migrate.lifecycle:child_app", factory=True, fd=public.fileno(), workers=opts.workers,
+        # httptools plus a bound on each request's header block (uvicorn has none): http_protocol.py
+        loop="uvloop", http="chariot_migrate.proxy.http_protocol:HeaderTimeoutProtocol", lifespan="on",
+        access_log=False, log_level="warning",
         timeout_graceful_shutdown=30, server_header=False, date_header=False, proxy_headers=False,
     )
     try:

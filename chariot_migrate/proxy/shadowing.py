@@ -13,7 +13,9 @@ from collections.abc import Callable
 
 from prometheus_client import Counter
 
-from ..rollout.bucketing import in_cohort
+from ..rollout.bucketing import in_cohort, salt_for
+from ..rollout.state import ServiceState
+from ..routes.matcher import Route
 from ..routes.models import SAFE_METHODS, RoutesFile
 from ..shadow.config import ShadowConfig
 from ..shadow.engine import SHADOW_HEADER, ShadowEngine, ShadowJob
@@ -26,7 +28,7 @@ SHADOW_JOBS = Counter("shadow_requests_total", "Shadow copies by outcome of the 
 
 def shadow_salt(cfg: RoutesFile, service: str) -> str:
     svc = cfg.services.get(service)
-    return f"{(svc.salt if svc and svc.salt else service)}:shadow"
+    return salt_for(service, svc.salt if svc else None, "shadow")
 
 
 class ShadowAddon:
@@ -47,6 +49,12 @@ class ShadowAddon:
         if cfg is not self._shadow_cfg_for:  # routes.yaml reloaded
             self._shadow_cfg_for, self.shadow_cfg = cfg, ShadowConfig.from_section(cfg.shadow)
         return self.shadow_cfg
+
+    def applies(self, route: Route | None, state: ServiceState | None) -> bool:
+        return route is not None and state is not None and state.shadow_bp > 0
+
+    async def before(self, ex: Exchange) -> None:
+        return None
 
     def wanted(self, ex: Exchange) -> bool:
         decided = ex.notes.get("shadow")

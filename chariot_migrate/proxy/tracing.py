@@ -25,6 +25,8 @@ from typing import Any
 
 from ..observability import logcontext, tracing
 from ..observability import metrics as obs
+from ..rollout.state import ServiceState
+from ..routes.matcher import Route
 from .addons import Exchange
 
 LOGGERS = ("chariot_migrate.access", "chariot_migrate.proxy")
@@ -154,6 +156,9 @@ class TracingAddon:
                             "migrate.correlation_id": ex.request.request_id},
             )
             flight.token = tracing.activate(flight.span)
+
+    def applies(self, route: Route | None, state: ServiceState | None) -> bool:
+        return True
 
     def needs_body(self, ex: Exchange) -> bool:
         return False

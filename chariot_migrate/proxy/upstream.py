@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator
 from typing import Literal
 
 import aiohttp
+from yarl import URL
 
 from ..transport import HttpRequest, HttpResponse, Transport, UpstreamError
 
@@ -78,7 +79,9 @@ class HttpTransport:
 
     async def send(self, request: HttpRequest, timeout: float) -> HttpResponse:
         base = self._instances.next()
-        url = base + request.path + (("?" + request.query) if request.query else "")
+        # encoded=True: the path and query go out byte for byte as the client sent them (yarl
+        # would otherwise re-quote them, e.g. turn %7E into ~).
+        url = URL(base + request.target_path + (("?" + request.query) if request.query else ""), encoded=True)
         session = self._get_session()
         ct = self._timeouts.get(timeout)
         if ct is None:

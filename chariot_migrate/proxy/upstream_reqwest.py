@@ -52,7 +52,7 @@ class ReqwestTransport:
 
     async def send(self, request: HttpRequest, timeout: float) -> HttpResponse:
         base = self._instances.next()
-        url = base + request.path + (("?" + request.query) if request.query else "")
+        url = base + request.target_path + (("?" + request.query) if request.query else "")
         # Buffer limit 1: hand over the response head as soon as it arrives (reqwest would
         # otherwise wait for 64 KiB of body first, which stalls streamed and long-poll answers).
         builder = self._get_client().request(request.method, url).headers(request.headers) \

@@ -7,7 +7,9 @@ import asyncio
 import contextlib
 import logging
 
+from ..rollout.state import ServiceState
 from ..rollout.windows import WindowRecorder, WindowStore
+from ..routes.matcher import Route
 from .addons import Exchange
 
 log = logging.getLogger("chariot_migrate.proxy")
@@ -20,6 +22,12 @@ class WindowAddon:
         self.flush_interval_s = flush_interval_s
         self._task: asyncio.Task | None = None
 
+    def applies(self, route: Route | None, state: ServiceState | None) -> bool:
+        return route is not None
+
+    async def before(self, ex: Exchange) -> None:
+        return None
+
     def needs_body(self, ex: Exchange) -> bool:
         return False
 
@@ -28,6 +36,10 @@ class WindowAddon:
 
     def done(self, ex: Exchange) -> None:
         if ex.service is not None and ex.response is not None:
+            if ex.notes.get("failed_over"):
+                # Failover spares the client, not the failing side: its failure counts in its window
+                # (the new side's, unless legacy failed and new served: failover_to_new).
+                self.recorder.observe(ex.service, ex.notes.get("failed_side", "new"), 502, ex.latency_s)
             self.recorder.observe(ex.service, ex.side, ex.response.status, ex.latency_s)
 
     async def flush(self) -> None:

@@ -67,6 +67,24 @@ class CircuitBreaker:
         self.transitions: list[tuple[State, State]] = []
         # Called after every state change (e.g. to set a metrics gauge); must not raise.
         self.on_transition: Callable[[State, State], None] | None = None
+        self.forced = False  # True while a change told by someone else (force_*) is applied
+
+    # -- changes decided elsewhere (e.g. another proxy worker's breaker for the same instance) --
+    def force_open(self) -> None:
+        """Open now (a full cooldown from now), as if this breaker had seen the failures."""
+        self.forced = True
+        try:
+            self._probes_in_flight = 0
+            self._open()
+        finally:
+            self.forced = False
+
+    def force_close(self) -> None:
+        self.forced = True
+        try:
+            self._move("closed")
+        finally:
+            self.forced = False
 
     # -- queries --------------------------------------------------------------------------
     def retry_after(self) -> float:

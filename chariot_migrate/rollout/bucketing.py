@@ -36,6 +36,13 @@ def to_basis_points(percent: float) -> int:
     return bp
 
 
+def salt_for(service: str, salt: str | None, purpose: str = "") -> str:
+    """The one salt rule: the service's ``salt`` (else its name), plus ``:purpose`` for cohorts
+    other than routing (``shadow``, ``dual``), so those are independent of the split."""
+    base = salt or service
+    return f"{base}:{purpose}" if purpose else base
+
+
 def in_cohort(salt: str, key: str, basis_points: int) -> bool:
     return bucket(salt, key) < basis_points
 
@@ -43,7 +50,7 @@ def in_cohort(salt: str, key: str, basis_points: int) -> bool:
 @dataclass(frozen=True, slots=True)
 class SideDecision:
     side: Side
-    reason: Literal["pinned", "override", "bucket", "random", "retired"]
+    reason: Literal["pinned", "override", "bucket", "random", "retired", "draining", "failover"]
 
 
 def choose_side(
@@ -55,11 +62,13 @@ def choose_side(
     override: Side | None = None,
     retired: bool = False,
     rng: random.Random | None = None,
+    random_bucket: int | None = None,
 ) -> SideDecision:
     """Which side serves this request. Precedence: operator override, pin, retired, bucket.
 
-    A request with no bucket key gets a random bucket (counted by the caller): it cannot be
-    sticky, but the split stays right in aggregate.
+    A request with no bucket key gets a random bucket (``random_bucket``, else drawn from
+    ``rng``; counted by the caller): it cannot be sticky, but the split stays right in aggregate.
+    The proxy's full decision (draining, failover, no new instance) is ``proxy.decide.decide_side``.
     """
     if override is not None:
         return SideDecision(override, "override")
@@ -68,6 +77,6 @@ def choose_side(
     if retired:
         return SideDecision("new", "retired")
     if key is None:
-        b = (rng or random).randrange(BUCKETS)
+        b = random_bucket if random_bucket is not None else (rng or random).randrange(BUCKETS)
         return SideDecision("new" if b < percent_bp else "legacy", "random")
     return SideDecision("new" if bucket(salt, key) < percent_bp else "legacy", "bucket")

@@ -17,13 +17,18 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, cast
 
 from . import state as st
 from .evidence import EvidenceSource
-from .gates import GateResult, evaluate
-from .operations import Operations, initial_state
+from .gates import Decision, GateResult, evaluate
+from .operations import OperationError, Operations, initial_state
 from .plan import Plan, current_index, next_step, phase_blockers, safe_step, step_label
 from .state import HistoryEntry
+from .webhooks import pre_step_checks
+
+if TYPE_CHECKING:
+    from ..routes.models import RoutesFile
 
 ACTOR = "rollout-controller"
 HISTORY_SCAN = 200  # history entries read per evaluation to find the last traffic change
@@ -91,13 +96,21 @@ class RolloutController:
         if ops.config is None:
             raise ValueError("the rollout controller needs a valid routes.yaml")
         self.ops, self.plan, self.evidence, self.clock, self.actor = ops, plan, evidence, clock, actor
+        self._from_pct: float | None = None  # the tick's split before any change (for the events)
+
+    @property
+    def _routes(self) -> RoutesFile:
+        cfg = self.ops.config
+        if cfg is None:  # checked at construction; a reload never clears it
+            raise ValueError("the rollout controller needs a valid routes.yaml")
+        return cfg
 
     def _state(self, service: str) -> st.ServiceState:
-        return self.ops.store.get(service) or initial_state(service, self.ops.config.services.get(service))
+        return self.ops.store.get(service) or initial_state(service, self._routes.services.get(service))
 
     def evaluate(self, service: str, *, force_phase: bool = False, resume: bool = False) -> Tick:
         """What the next step's gates say now — no change applied (used by `plan`)."""
-        cfg = self.ops.config
+        cfg = self._routes
         state = self._state(service)
         hist = self.ops.store.history(service, HISTORY_SCAN)
         steps = self.plan.steps_for(service)
@@ -122,7 +135,8 @@ class RolloutController:
                             version=v, since=since)
             return Tick(service, here, nxt, "promote", "shadowing needs no evidence", version=v, since=since)
         svc = cfg.services[service]
-        ev = self.evidence.gather(service, since, slo_p95_ms=svc.slo.p95_ms, shadow_step=here in ("legacy", "shadow"))
+        ev = self.evidence.gather(service, since, slo_p95_ms=svc.slo.p95_ms, shadow_step=here in ("legacy", "shadow"),
+                                  step=nxt)
         result = evaluate(gates, ev, approved=state.approved_step == nxt)
         decision, reason = result.decision, result.reason
         if decision == "rollback" and here in ("legacy", "shadow"):
@@ -135,19 +149,71 @@ class RolloutController:
         return Tick(service, here, nxt, decision, reason, result, version=v, since=since, forced_past=forced)
 
     def _apply(self, t: Tick, change: Callable[[st.ServiceState], st.ServiceState], *, action: str, reason: str,
-               evidence: dict) -> None:
+               evidence: dict, force: bool = False) -> None:
         def guarded(s: st.ServiceState) -> st.ServiceState:
             if s.version != t.version:
                 raise Superseded
             return change(s)
 
-        self.ops.apply(t.service, guarded, actor=self.actor, action=action, reason=reason, evidence=evidence)
+        self.ops.apply(t.service, guarded, actor=self.actor, action=action, reason=reason, evidence=evidence,
+                       force=force)
+
+    def _pct(self, step: str | None) -> float | None:
+        """The percent of accounts on new at a step label (None: retired / unknown)."""
+        if step in ("legacy", "shadow"):
+            return 0.0
+        try:
+            return float(step)  # type: ignore[arg-type]
+        except (TypeError, ValueError):
+            return 100.0 if step == "retired" else None
+
+    def _notify(self, kind: str, t: Tick, from_pct: float | None, to_pct: float | None, reason: str,
+                evidence: dict, to_step: str | None) -> None:
+        self.ops.notify(kind, t.service, from_percent=self._from_pct if self._from_pct is not None else from_pct,
+                        to_percent=to_pct, actor=self.actor, reason=reason, evidence=evidence, from_step=t.step,
+                        to_step=to_step)
+
+    def _pre_step(self, t: Tick) -> Tick:
+        """Ask the pre-step hooks before taking ``t.target``; any non-2xx or timeout holds the step."""
+        notifier = self.ops.notifier
+        if notifier is None or not notifier.pre_step_hooks:
+            return t
+        payload = {"service": t.service, "from_step": t.step, "to_step": t.target, "from_percent": self._pct(t.step),
+                   "to_percent": self._pct(t.target), "actor": self.actor, "at": self.clock()}
+        checks = pre_step_checks(notifier.pre_step(payload))
+        base = t.result or GateResult(cast(Decision, t.decision), t.reason)
+        failed = [c for c in checks if not c.ok]
+        if not failed:
+            return Tick(t.service, t.step, t.target, t.decision, t.reason,
+                        GateResult(base.decision, base.reason, [*base.checks, *checks]), version=t.version,
+                        since=t.since, forced_past=t.forced_past)
+        reason = "; ".join(c.line() for c in failed)
+        return Tick(t.service, t.step, t.target, "hold", reason, GateResult("hold", reason, [*base.checks, *checks]),
+                    version=t.version, since=t.since, forced_past=t.forced_past)
+
+    def _refused(self, t: Tick, why: str, evidence: dict, *, record: bool) -> Tick:
+        """The safety rule refused the step: hold there (once in the history per reason), and say why."""
+        held = Tick(t.service, t.step, t.target, "hold", why, t.result, version=t.version, since=t.since)
+        if record:
+            evidence = {**evidence, "hold_key": f"hold:{t.target}:safety:{why}"}
+            last = self.ops.store.history(t.service, 1)
+            if not (last and last[-1].actor == self.actor and last[-1].evidence.get("hold_key") == evidence["hold_key"]):
+                try:
+                    self._apply(t, lambda s: s, action=f"hold at {t.step}", reason=why, evidence=evidence)
+                    self._notify("held", t, self._pct(t.step), self._pct(t.target), why, evidence, t.target)
+                except Superseded:
+                    pass
+        return held
 
     def tick(self, service: str, *, force_phase: bool = False, force_reason: str = "",
-             record: bool = True, resume: bool = False) -> Tick:
+             record: bool = True, resume: bool = False, force_safety: bool = False) -> Tick:
         """Evaluate and act. ``record`` False (``advance``): only a promotion is applied; holds
         and breaches are reported, not recorded or acted on."""
         t = self.evaluate(service, force_phase=force_phase, resume=resume)
+        # the split before any change, for the events (a human may have left it between steps)
+        self._from_pct = self._state(service).percent if self.ops.notifier is not None else None
+        if t.decision == "promote" and t.target:
+            t = self._pre_step(t)
         evidence = t.result.evidence() if t.result else {"decision": t.decision, "reason": t.reason}
         evidence["window_since"] = t.since
         try:
@@ -158,15 +224,24 @@ class RolloutController:
                     reason = f"{force_reason} [forced past: {'; '.join(t.forced_past)}]; {t.reason}"
                     evidence["forced_past"] = t.forced_past
                 target = t.target
-                self._apply(t, lambda s: st.apply_step(s, target), action=action, reason=reason, evidence=evidence)
+                try:
+                    self._apply(t, lambda s: st.apply_step(s, target), action=action, reason=reason,
+                                evidence=evidence, force=bool(force_safety and force_reason))
+                except OperationError as e:
+                    return self._refused(t, str(e), evidence, record=record)
+                self._notify("promoted", t, self._pct(t.step), self._pct(t.target), reason, evidence, t.target)
                 return Tick(t.service, t.step, t.target, t.decision, reason, t.result, applied=t.target,
                             version=t.version, since=t.since, forced_past=t.forced_past)
             if not record:
                 return t
             if t.decision == "rollback":
                 to = safe_step(self._state(service), self.plan.steps_for(service))
-                self._apply(t, lambda s: st.shift(s, float(to)), action=f"rollback → {to}%", reason=t.reason,
-                            evidence=evidence)
+                try:
+                    self._apply(t, lambda s: st.shift(s, float(to)), action=f"rollback → {to}%", reason=t.reason,
+                                evidence=evidence)
+                except OperationError as e:
+                    return self._refused(t, f"rollback advised ({t.reason}) but refused: {e}", evidence, record=True)
+                self._notify("rolled_back", t, self._pct(t.step), float(to), t.reason, evidence, to)
                 return Tick(t.service, t.step, t.target, t.decision, t.reason, t.result, applied=f"{to}%",
                             version=t.version, since=t.since)
             if t.decision == "hold":
@@ -175,6 +250,8 @@ class RolloutController:
                 if not (last and last[-1].actor == self.actor and last[-1].evidence.get("hold_key") == t.hold_key()):
                     # Recorded once per distinct set of failing gates, not every interval.
                     self._apply(t, lambda s: s, action=f"hold at {t.step}", reason=t.reason, evidence=evidence)
+                    self._notify("approval_needed" if t.reason.startswith("waiting for approval") else "held", t,
+                                 self._pct(t.step), self._pct(t.target), t.reason, evidence, t.target)
         except Superseded:
             return Tick(t.service, t.step, t.target, "hold", "the state changed meanwhile (a human acted); "
                         "re-evaluating from the new state next interval", t.result, version=t.version, since=t.since)

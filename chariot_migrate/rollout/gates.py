@@ -13,6 +13,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from .analysis import MetricCheck, MetricReading, metric_verdict
+
 Decision = Literal["promote", "hold", "rollback"]
 
 
@@ -55,6 +57,10 @@ class Evidence:
     verify_clean: bool | None = None
     slo_p95_ms: float | None = None
     shadow_step: bool = False  # evaluating the shadow step: new side sees only copies
+    # plan.analysis with a Prometheus: its metric checks replace the built-in request-window checks
+    # (samples, error rate, p95) at traffic steps; each pair is (the check, what the query returned).
+    prometheus: bool = False
+    metrics: tuple[tuple[MetricCheck, MetricReading], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -88,11 +94,29 @@ def _fmt(v: float | None, unit: str = "") -> str:
     return f"{v:g}{unit}"
 
 
+def metric_checks(e: Evidence) -> list[Check]:
+    """plan.analysis metrics against their bounds; no data or no answer holds (never promotes)."""
+    out = []
+    for check, reading in e.metrics:
+        ok, measured, on_fail = metric_verdict(check, reading)
+        out.append(Check(check.name, ok, measured, check.bound(), on_fail))
+    return out
+
+
 def evaluate(g: GateConfig, e: Evidence, *, approved: bool = False) -> GateResult:
     checks: list[Check] = []
+    if e.prometheus and not e.shadow_step:
+        checks += metric_checks(e)
+        return _decide(g, e, checks, approved)
     samples = e.pairs if e.shadow_step else e.new_requests
     enough = samples >= g.min_samples
     checks.append(Check("samples", enough, str(samples), f">= {g.min_samples}", "hold"))
+    checks += _request_window_checks(g, e, enough)
+    return _decide(g, e, checks, approved)
+
+
+def _request_window_checks(g: GateConfig, e: Evidence, enough: bool) -> list[Check]:
+    checks: list[Check] = []
     if e.new_requests:
         rate = e.new_errors / e.new_requests
         # With too few samples a breach is still certain once the errors alone exceed the budget
@@ -109,6 +133,10 @@ def evaluate(g: GateConfig, e: Evidence, *, approved: bool = False) -> GateResul
         checks.append(Check("p95 vs legacy", ok, f"{ratio:.2f}x ({_fmt(e.new_p95_ms)} vs {_fmt(e.legacy_p95_ms)} ms)",
                             f"<= {g.max_latency_ratio:g}x or within {g.latency_slack_ms:g} ms",
                             "rollback" if enough else "hold"))
+    return checks
+
+
+def _decide(g: GateConfig, e: Evidence, checks: list[Check], approved: bool) -> GateResult:
     if g.min_match_rate is not None:
         if e.pairs >= g.min_pairs and e.match_rate is not None:
             checks.append(Check("noise-adjusted match rate", e.match_rate >= g.min_match_rate,

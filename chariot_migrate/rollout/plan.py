@@ -20,8 +20,10 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from ..routes.models import RoutesFile
+from .analysis import AnalysisConfig
 from .gates import GateConfig
 from .state import ServiceState
+from .webhooks import Webhook, check_names
 from .windows import DEFAULT_METRICS_URL
 
 DEFAULT_STEPS = ["shadow", "1", "5", "25", "50", "100", "retired"]
@@ -70,6 +72,14 @@ class Plan(BaseModel):
     step_gates: dict[str, dict[str, Any]] = Field(default_factory=dict)
     services: dict[str, ServicePlan] = Field(default_factory=dict)
     costs: dict[str, Any] = Field(default_factory=dict)  # unit prices for phase-report estimates
+    analysis: AnalysisConfig = AnalysisConfig()  # Prometheus metric checks (absent: the built-in store)
+    webhooks: list[Webhook] = Field(default_factory=list)  # events out, pre-step hooks in
+
+    @field_validator("webhooks")
+    @classmethod
+    def _hook_names(cls, v: list[Webhook]) -> list[Webhook]:
+        check_names(v)
+        return v
 
     @field_validator("steps", mode="before")
     @classmethod

@@ -19,6 +19,8 @@ CREATE TABLE IF NOT EXISTS history (
   id INTEGER PRIMARY KEY AUTOINCREMENT, service TEXT NOT NULL, at REAL NOT NULL, actor TEXT NOT NULL,
   action TEXT NOT NULL, before TEXT NOT NULL, after TEXT NOT NULL, reason TEXT NOT NULL, evidence TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS history_service ON history(service, id);
+CREATE TABLE IF NOT EXISTS records (kind TEXT NOT NULL, key TEXT NOT NULL, doc TEXT NOT NULL, at REAL NOT NULL,
+  PRIMARY KEY (kind, key));
 INSERT OR IGNORE INTO meta(k, v) VALUES ('version', 0);
 """
 
@@ -31,6 +33,11 @@ class SQLiteStateStore:
             self._local = threading.local()
             with self._conn() as c:
                 c.executescript(_SCHEMA)
+                c.execute("SELECT name, state FROM services LIMIT 1").fetchall()
+        except sqlite3.DatabaseError as e:
+            raise StateStoreError(f"state store {self.path} is not a usable SQLite database ({e}); move the file "
+                                  "aside (a new one is created on the next start) or point --state at another "
+                                  "store") from e
         except (OSError, sqlite3.Error) as e:
             raise StateStoreError(f"cannot open state store {self.path}: {e}") from e
 
@@ -105,6 +112,33 @@ class SQLiteStateStore:
                          after=json.loads(r[6]), reason=r[7], evidence=json.loads(r[8]))
             for r in reversed(rows)
         ]
+
+    def put_record(self, kind: str, key: str, doc: dict[str, Any]) -> None:
+        try:
+            self._conn().execute("INSERT OR REPLACE INTO records(kind, key, doc, at) VALUES (?,?,?,?)",
+                                 (kind, key, json.dumps(doc, default=str), time.time()))
+        except sqlite3.Error as e:
+            raise StateStoreError(f"state store {self.path} unwritable: {e}") from e
+
+    def get_record(self, kind: str, key: str) -> dict[str, Any] | None:
+        try:
+            row = self._conn().execute("SELECT doc FROM records WHERE kind=? AND key=?", (kind, key)).fetchone()
+        except sqlite3.Error as e:
+            raise StateStoreError(f"state store {self.path} unreadable: {e}") from e
+        return json.loads(row[0]) if row else None
+
+    def records(self, kind: str) -> dict[str, dict[str, Any]]:
+        try:
+            rows = self._conn().execute("SELECT key, doc FROM records WHERE kind=? ORDER BY key", (kind,)).fetchall()
+        except sqlite3.Error as e:
+            raise StateStoreError(f"state store {self.path} unreadable: {e}") from e
+        return {k: json.loads(d) for k, d in rows}
+
+    def delete_record(self, kind: str, key: str) -> None:
+        try:
+            self._conn().execute("DELETE FROM records WHERE kind=? AND key=?", (kind, key))
+        except sqlite3.Error as e:
+            raise StateStoreError(f"state store {self.path} unwritable: {e}") from e
 
     def close(self) -> None:
         conn = getattr(self._local, "conn", None)

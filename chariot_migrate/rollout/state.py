@@ -22,6 +22,7 @@ class ServiceState(BaseModel):
     shadow_bp: int = Field(0, ge=0, le=10_000)  # share of accounts whose safe requests are shadowed
     dual_write: Literal["off", "on"] = "off"
     dual_write_bp: int = Field(10_000, ge=0, le=10_000)  # share of accounts dual-written when on
+    dual_write_since: float = 0.0  # when dual write was last turned on (a backfill must start after it)
     pins: dict[str, Side] = Field(default_factory=dict)
     approved_step: str = ""  # a plan step a human approved (cleared when taken)
     version: int = 0
@@ -92,8 +93,14 @@ def set_shadow(state: ServiceState, percent: float) -> ServiceState:
     return _touch(state, shadow_bp=to_basis_points(percent))
 
 
-def set_dual_write(state: ServiceState, mode: Literal["off", "on"], percent: float = 100) -> ServiceState:
-    return _touch(state, dual_write=mode, dual_write_bp=to_basis_points(percent))
+def set_dual_write(state: ServiceState, mode: Literal["off", "on"], percent: float = 100,
+                   now: float | None = None) -> ServiceState:
+    bp = to_basis_points(percent)
+    # Writes are complete from this moment on only for accounts newly covered: restart the clock
+    # whenever coverage grows (off → on, or a larger share).
+    grows = mode == "on" and (state.dual_write != "on" or bp > state.dual_write_bp)
+    since = (time.time() if now is None else now) if grows else state.dual_write_since
+    return _touch(state, dual_write=mode, dual_write_bp=bp, dual_write_since=since if mode == "on" else 0.0)
 
 
 def rollback(state: ServiceState) -> ServiceState:

@@ -45,11 +45,27 @@ class StateStore(Protocol):
 
     def history(self, service: str | None = None, limit: int = 50) -> list[HistoryEntry]: ...
 
+    # Records: what a gate, the safety rule or the controller reads besides the live state
+    # (``verify`` / ``backfill`` results per service, reviewed ``shadow-ignore`` rules per
+    # signature). They live in the store, not in local files, so an in-cluster controller sees
+    # what an operator's laptop recorded. ``doc`` is a JSON object; a put replaces it whole.
+
+    def put_record(self, kind: str, key: str, doc: dict[str, Any]) -> None: ...
+
+    def get_record(self, kind: str, key: str) -> dict[str, Any] | None: ...
+
+    def records(self, kind: str) -> dict[str, dict[str, Any]]: ...
+
+    def delete_record(self, kind: str, key: str) -> None: ...
+
     def close(self) -> None: ...
 
 
 def state_url_from_env(url: str | None = None) -> str:
-    return url or os.environ.get("CHARIOT_MIGRATE_STATE") or DEFAULT_STATE_URL
+    """``url``, else CHARIOT_MIGRATE_STATE, else ``state.db`` in the state directory."""
+    from ..statedir import under
+
+    return url or os.environ.get("CHARIOT_MIGRATE_STATE") or f"sqlite:///{under('state.db')}"
 
 
 def open_state_store(url: str | None = None) -> StateStore:

@@ -19,10 +19,17 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
-from urllib.parse import parse_qs, urlparse
 
-# Upper bounds in milliseconds; the last bucket is open-ended.
-BOUNDS_MS = (1, 2, 5, 10, 20, 30, 50, 75, 100, 150, 200, 300, 500, 750, 1000, 2000, 5000, 10000, 30000)
+from ..observability.latency import LATENCY_BUCKETS
+
+# Upper bounds in milliseconds; the last bucket is open-ended. The same edges as the Prometheus
+# request histograms (observability.metrics.LATENCY_BUCKETS, in seconds), so the gates' p95 and
+# Grafana's histogram_quantile agree.
+BOUNDS_MS = tuple(round(b * 1000, 6) for b in LATENCY_BUCKETS)
+# Bucket rows are stored by index: the tables/fields of this layout are named apart from the
+# earlier 19-bucket layout's (``winb``/``b<i>``), so old indexes are never read as these buckets.
+_BTABLE = {"win": "winh", "win_s": "winh_s"}
+_BFIELD = "h"
 DEFAULT_METRICS_URL = "sqlite:///.chariot-migrate/metrics.db"
 FINE_RETENTION_S = 3600  # per-second rows kept this long; older windows read minute roll-ups
 SIDES = ("legacy", "new")
@@ -104,8 +111,8 @@ def query_plan(since_ts: float, now: float) -> QueryPlan:
 
 
 class SQLiteWindowStore:
-    """Two tables per resolution: ``win_s``/``winb_s`` (per second, pruned after FINE_RETENTION_S)
-    and ``win``/``winb`` (per minute, kept for reports)."""
+    """Two tables per resolution: ``win_s``/``winh_s`` (per second, pruned after FINE_RETENTION_S)
+    and ``win``/``winh`` (per minute, kept for reports)."""
 
     def __init__(self, path: str | Path, *, clock: Callable[[], float] = time.time) -> None:
         self.path = Path(path)
@@ -116,11 +123,11 @@ class SQLiteWindowStore:
         self._conn().executescript("""
             CREATE TABLE IF NOT EXISTS win (service TEXT, side TEXT, minute INTEGER, requests INTEGER,
               errors INTEGER, PRIMARY KEY (service, side, minute));
-            CREATE TABLE IF NOT EXISTS winb (service TEXT, side TEXT, minute INTEGER, bucket INTEGER, n INTEGER,
+            CREATE TABLE IF NOT EXISTS winh (service TEXT, side TEXT, minute INTEGER, bucket INTEGER, n INTEGER,
               PRIMARY KEY (service, side, minute, bucket));
             CREATE TABLE IF NOT EXISTS win_s (service TEXT, side TEXT, sec INTEGER, requests INTEGER,
               errors INTEGER, PRIMARY KEY (service, side, sec));
-            CREATE TABLE IF NOT EXISTS winb_s (service TEXT, side TEXT, sec INTEGER, bucket INTEGER, n INTEGER,
+            CREATE TABLE IF NOT EXISTS winh_s (service TEXT, side TEXT, sec INTEGER, bucket INTEGER, n INTEGER,
               PRIMARY KEY (service, side, sec, bucket));""")
 
     def _conn(self) -> sqlite3.Connection:
@@ -143,14 +150,14 @@ class SQLiteWindowStore:
                     c.execute(f"INSERT INTO {table} (service, side, {col}, requests, errors) VALUES (?,?,?,?,?) "
                               "ON CONFLICT DO UPDATE SET requests = requests + excluded.requests, "
                               "errors = errors + excluded.errors", (svc, side, t, s.requests, s.errors))
-                    c.executemany(f"INSERT INTO {table.replace('win', 'winb')} (service, side, {col}, bucket, n) "
+                    c.executemany(f"INSERT INTO {_BTABLE[table]} (service, side, {col}, bucket, n) "
                                   "VALUES (?,?,?,?,?) ON CONFLICT DO UPDATE SET n = n + excluded.n",
                                   [(svc, side, t, b, n) for b, n in s.buckets.items()])
             if now - self._last_prune > 60:
                 self._last_prune = now
                 cutoff = int(now - FINE_RETENTION_S)
                 c.execute("DELETE FROM win_s WHERE sec < ?", (cutoff,))
-                c.execute("DELETE FROM winb_s WHERE sec < ?", (cutoff,))
+                c.execute("DELETE FROM winh_s WHERE sec < ?", (cutoff,))
             c.execute("COMMIT")
         except BaseException:
             c.execute("ROLLBACK")
@@ -166,7 +173,7 @@ class SQLiteWindowStore:
                                         "GROUP BY side", args):
             out[side].requests += int(req)
             out[side].errors += int(err)
-        for side, b, n in c.execute(f"SELECT side, bucket, SUM(n) FROM {table.replace('win', 'winb')} WHERE {cond} "
+        for side, b, n in c.execute(f"SELECT side, bucket, SUM(n) FROM {_BTABLE[table]} WHERE {cond} "
                                     "GROUP BY side, bucket", args):
             out[side].buckets[int(b)] = out[side].buckets.get(int(b), 0) + int(n)
 
@@ -192,10 +199,13 @@ class RedisWindowStore:
     MINUTE_TTL_S = 8 * 86400  # a week of phase report plus a day
 
     def __init__(self, url: str, *, clock: Callable[[], float] = time.time) -> None:
-        import redis
 
-        self.prefix = parse_qs(urlparse(url).query).get("prefix", ["chariot-migrate:"])[0] + "win:"
-        self._r = redis.Redis.from_url(url.split("?", 1)[0], socket_timeout=2, decode_responses=True)
+        from ..redis_conn import sync_redis
+        from ..redis_keys import split_redis_url
+
+        clean, prefix = split_redis_url(url, "chariot-migrate:")
+        self.prefix = prefix + "win:"
+        self._r = sync_redis(clean, socket_timeout=2, decode_responses=True)
         self.clock = clock
 
     @staticmethod
@@ -203,7 +213,7 @@ class RedisWindowStore:
         p.hincrby(k, "requests", s.requests)
         p.hincrby(k, "errors", s.errors)
         for b, n in s.buckets.items():
-            p.hincrby(k, f"b{b}", n)
+            p.hincrby(k, f"{_BFIELD}{b}", n)
         p.expire(k, ttl)
 
     def add(self, rows: dict[Key, SideStats]) -> None:
@@ -229,7 +239,7 @@ class RedisWindowStore:
             if h:
                 side = k.rsplit(":", 1)[1]
                 out[side].add(SideStats(int(h.get("requests", 0)), int(h.get("errors", 0)),
-                                        {int(f[1:]): int(v) for f, v in h.items() if f.startswith("b")}))
+                                        {int(f[1:]): int(v) for f, v in h.items() if f.startswith(_BFIELD)}))
 
     def query(self, service: str, since_ts: float, now: float | None = None) -> dict[str, SideStats]:
         plan = query_plan(since_ts, self.clock() if now is None else now)

@@ -1,12 +1,20 @@
-"""Load and validate routes.yaml; every error is one sentence naming file, line and field."""
+"""Load and validate routes.yaml; every error is one sentence naming file, line and field.
+
+A routes file may also be an *overlay*: ``extends: <routes.yaml>`` plus new ``url``s for some
+services (what ``chariot-migrate up --free-ports`` writes, so every tool that reads the stack's
+routes file sees the ports the stack really uses). An overlay holds nothing else, so a problem in
+the table is always reported against the file and line the user edited.
+"""
 
 from __future__ import annotations
 
+import re
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 from .matcher import AmbiguousRoutes, RouteTable
 from .models import RoutesFile
@@ -48,16 +56,24 @@ def _fmt_loc(loc: tuple[Any, ...]) -> str:
     return out
 
 
-def parse_routes(text: str, filename: str = "routes.yaml") -> RoutesFile:
+def _yaml(text: str, filename: str) -> tuple[yaml.Node | None, Any]:
     try:
-        node = yaml.compose(text)
-        data = yaml.safe_load(text)
+        return yaml.compose(text), yaml.safe_load(text)
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f"{filename}:{mark.line + 1}" if mark else filename
         raise RoutesError(f"{where}: not valid YAML: {getattr(e, 'problem', e)}") from None
+
+
+def parse_routes(text: str, filename: str = "routes.yaml", service_urls: Mapping[str, str] | None = None) -> RoutesFile:
+    """``service_urls``: replace those services' instances with one URL each (an overlay's)."""
+    node, data = _yaml(text, filename)
     if not isinstance(data, dict):
         raise RoutesError(f"{filename}:1: the file must be a mapping with version, legacy, services and routes")
+    services = data.get("services")
+    for name, url in (service_urls or {}).items():
+        if isinstance(services, dict) and isinstance(services.get(name), dict):
+            services[name] = {**services[name], "url": url, "urls": []}
     try:
         cfg = RoutesFile.model_validate(data)
     except ValidationError as e:
@@ -72,6 +88,13 @@ def parse_routes(text: str, filename: str = "routes.yaml") -> RoutesFile:
         more = f" (and {len(e.errors()) - 1} more problem(s))" if len(e.errors()) > 1 else ""
         raise RoutesError(f"{filename}:{line}: {_fmt_loc(loc) or 'file'}: {msg}{more}") from None
     _validate_sections(cfg, node, filename)
+    for name, svc in cfg.services.items():
+        for peer in svc.shares_data_with:
+            if peer not in cfg.services or peer == name:
+                line = _line_of(node, ("services", name, "shares_data_with"))
+                known = ", ".join(sorted(set(cfg.services) - {name})) or "none"
+                raise RoutesError(f"{filename}:{line}: services.{name}.shares_data_with: unknown service {peer!r} "
+                                  f"(known: {known})")
     for i, r in enumerate(cfg.routes):
         if r.service not in cfg.services:
             known = ", ".join(sorted(cfg.services)) or "none"
@@ -88,14 +111,14 @@ def _validate_sections(cfg: RoutesFile, node: yaml.Node | None, filename: str) -
     from ..rollout.plan import Plan
     from ..shadow.config import ShadowConfig
 
-    checks = [("plan", Plan, cfg.plan), ("shadow", ShadowConfig, cfg.shadow),
-              ("dual_write", DualWriteConfig, cfg.dual_write)]
+    checks: list[tuple[str, type[BaseModel], Any]] = [
+        ("plan", Plan, cfg.plan), ("shadow", ShadowConfig, cfg.shadow), ("dual_write", DualWriteConfig, cfg.dual_write)]
     for section, model, data in checks:
         if data is None:
             continue
         try:
             parsed = model.model_validate(data)
-            if section == "plan":
+            if isinstance(parsed, Plan):
                 Prices.model_validate(parsed.costs)
                 unknown = sorted(set(parsed.services) - set(cfg.services))
                 if unknown:
@@ -120,12 +143,72 @@ def compile_routes(cfg: RoutesFile, text: str = "", filename: str = "routes.yaml
         raise RoutesError(f"{filename}: {e}") from None
 
 
-def load_table(path: str | Path) -> RouteTable:
-    """Read, validate and compile a routes file; raises RoutesError with a one-line message."""
-    p = Path(path)
+class _OverlayService(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    url: str
+
+
+class RoutesOverlay(BaseModel):
+    """``extends``: the routes file amended (relative to the overlay); ``services``: new URLs."""
+
+    model_config = ConfigDict(extra="forbid")
+    extends: str
+    services: dict[str, _OverlayService] = {}
+
+
+_OVERLAY = re.compile(r"^extends:", re.M)  # a routes.yaml never has this key (unknown keys are errors)
+
+
+def _read(p: Path) -> str:
     try:
-        text = p.read_text()
+        return p.read_text()
     except OSError as e:
         raise RoutesError(f"{p}: cannot read: {e.strerror}") from None
-    cfg = parse_routes(text, str(p))
+
+
+def _overlay(text: str, p: Path) -> RoutesOverlay | None:
+    if not _OVERLAY.search(text):
+        return None
+    _, data = _yaml(text, str(p))
+    try:
+        return RoutesOverlay.model_validate(data)
+    except ValidationError as e:
+        err = e.errors()[0]
+        raise RoutesError(f"{p}: overlay: {_fmt_loc(tuple(err['loc'])) or 'file'}: {err['msg']}") from None
+
+
+def write_overlay(path: str | Path, extends: str | Path, service_urls: Mapping[str, str], note: str = "") -> Path:
+    """Write an overlay atomically (a reader never sees half a file)."""
+    p = Path(path)
+    doc = {"extends": str(extends), "services": {n: {"url": u} for n, u in sorted(service_urls.items())}}
+    tmp = p.with_name(p.name + ".tmp")
+    tmp.write_text((f"# {note}\n" if note else "") + yaml.safe_dump(doc, sort_keys=False))
+    tmp.replace(p)
+    return p
+
+
+def routes_sources(path: str | Path) -> list[Path]:
+    """The files a routes file is made of: itself, and the file it extends if it is an overlay."""
+    p = Path(path)
+    try:
+        overlay = _overlay(p.read_text(), p)
+    except (OSError, RoutesError):
+        return [p]
+    return [p] if overlay is None else [p, p.parent / overlay.extends]
+
+
+def load_table(path: str | Path) -> RouteTable:
+    """Read, validate and compile a routes file (or an overlay of one); raises RoutesError with a
+    one-line message naming the file and line at fault."""
+    p = Path(path)
+    text = _read(p)
+    overlay = _overlay(text, p)
+    urls: dict[str, str] = {}
+    if overlay is not None:
+        urls = {name: svc.url for name, svc in overlay.services.items()}
+        p = p.parent / overlay.extends
+        text = _read(p)
+        if _OVERLAY.search(text):
+            raise RoutesError(f"{p}:1: extends: an overlay cannot extend another overlay")
+    cfg = parse_routes(text, str(p), urls)
     return compile_routes(cfg, text, str(p))

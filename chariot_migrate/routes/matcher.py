@@ -13,8 +13,9 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, quote, unquote
 
+from .. import bounded_json
 from .models import Predicate, RouteConfig, RoutesFile
 
 _BODY_TOKEN = re.compile(r"([^.\[\]]+)|\[(\d+)\]")
@@ -54,6 +55,8 @@ class Route:
     predicates: tuple[CompiledPredicate, ...]
     param_names: tuple[str, ...]  # names of the {param} segments, in order
     index: int  # position in routes.yaml (for messages)
+    versions: frozenset[str] = frozenset({"v1"})
+    response_headers: tuple[tuple[str, str], ...] = ()  # e.g. Deprecation / Sunset
 
 
 @dataclass(slots=True)
@@ -65,16 +68,18 @@ class RouteMatch:
 class RequestView:
     """What predicates may look at; query and JSON body are parsed lazily, at most once."""
 
-    __slots__ = ("method", "path", "query_string", "_headers", "_body", "_query", "_json", "_json_done")
+    __slots__ = ("method", "path", "query_string", "_headers", "_body", "_query", "_json", "_json_done",
+                 "json_problem", "version")
 
     def __init__(self, method: str, path: str, query_string: str = "", headers: dict[str, str] | None = None,
-                 body: bytes = b"") -> None:
-        self.method, self.path, self.query_string = method, path, query_string
+                 body: bytes = b"", version: str = "v1") -> None:
+        self.method, self.path, self.query_string, self.version = method, path, query_string, version
         self._headers = headers or {}
         self._body = body
         self._query: dict[str, list[str]] | None = None
         self._json: Any = None
         self._json_done = False
+        self.json_problem: str | None = None  # set when the body is JSON nested too deep to read
 
     def query_first(self, name: str) -> str | None:
         if self._query is None:
@@ -89,7 +94,9 @@ class RequestView:
         if not self._json_done:
             self._json_done = True
             try:
-                self._json = json.loads(self._body) if self._body else None
+                self._json = bounded_json.loads(self._body) if self._body else None
+            except bounded_json.JsonTooDeep as e:
+                self.json_problem = str(e)
             except (ValueError, UnicodeDecodeError):
                 self._json = None
         return self._json
@@ -183,7 +190,8 @@ class RouteTable:
         names = tuple(s.strip("{}+") for s in _segments(rc.path) if s.startswith("{"))
         return Route(id=rc.route_id, service=rc.service, function=rc.function, template=rc.path,
                      methods=frozenset(rc.methods), public=rc.public, timeout_s=rc.timeout_s, shadow=rc.shadow,
-                     predicates=preds, param_names=names, index=i)
+                     predicates=preds, param_names=names, index=i, versions=frozenset(rc.versions),
+                     response_headers=rc.deprecation.headers() if rc.deprecation else ())
 
     def _add(self, route: Route) -> None:
         node = self._root
@@ -198,7 +206,8 @@ class RouteTable:
         bucket = node.greedy if greedy else node.routes
         canon = self.config.routes[route.index].match.canonical()
         for other in bucket:
-            if other.methods & route.methods and self.config.routes[other.index].match.canonical() == canon:
+            if (other.methods & route.methods and other.versions & route.versions
+                    and self.config.routes[other.index].match.canonical() == canon):
                 both = ",".join(sorted(other.methods & route.methods))
                 raise AmbiguousRoutes(other.index, route.index,
                                       f"routes[{other.index}] and routes[{route.index}] match the same requests "
@@ -216,6 +225,31 @@ class RouteTable:
     def match(self, req: RequestView) -> RouteMatch | None:
         segs = [s for s in req.path.split("/") if s]
         return self._match(self._root, segs, 0, [], req)
+
+    def versions_of(self, req: RequestView) -> list[str]:
+        """The versions in which some route would answer ``req`` (for a 404 that names them)."""
+        found: set[str] = set()
+        for r in self.routes_on(req.path):
+            if req.method in r.methods:
+                found |= r.versions
+        return sorted(found, key=lambda v: int(v[1:]))
+
+    def routes_on(self, path: str) -> list[Route]:
+        """Every route whose template matches ``path``, whatever the method and predicates."""
+        segs = [s for s in path.split("/") if s]
+        out: list[Route] = []
+        self._collect(self._root, segs, 0, out)
+        return out
+
+    def _collect(self, node: _Node, segs: list[str], i: int, out: list[Route]) -> None:
+        if i == len(segs):
+            out.extend(node.routes)
+            return
+        if (child := node.literal.get(segs[i])) is not None:
+            self._collect(child, segs, i + 1, out)
+        if node.param is not None:
+            self._collect(node.param, segs, i + 1, out)
+        out.extend(node.greedy)
 
     def _match(self, node: _Node, segs: list[str], i: int, captured: list[str], req: RequestView) -> RouteMatch | None:
         if i == len(segs):
@@ -243,7 +277,7 @@ def _order(r: Route) -> tuple[int, int]:
 
 def _pick(routes: list[Route], captured: list[str], req: RequestView) -> RouteMatch | None:
     for r in routes:
-        if req.method not in r.methods:
+        if req.method not in r.methods or req.version not in r.versions:
             continue
         params = dict(zip(r.param_names, captured, strict=False))
         if all(p.test(req, params) for p in r.predicates):
@@ -255,7 +289,7 @@ PathResult = tuple[str, None] | tuple[None, str]
 
 
 def normalise_path(path: str, stage_prefix: str = "") -> PathResult:
-    """Collapse ``//``, refuse NUL and dot segments, strip the API stage prefix.
+    """Collapse ``//``, refuse NUL and dot segments, strip the API stage prefix (decoded paths).
 
     Returns ``(path, None)`` or ``(None, reason)``; the reason becomes a 400 for the client.
     """
@@ -268,6 +302,75 @@ def normalise_path(path: str, stage_prefix: str = "") -> PathResult:
     if stage_prefix and (clean == stage_prefix or clean.startswith(stage_prefix + "/")):
         clean = clean[len(stage_prefix):] or "/"
     return clean, None
+
+
+# Bytes of a request target that are sent as they are; anything else (non-ASCII, space,
+# controls) is percent-encoded byte for byte, so what was received is what goes on the wire.
+RAW_SAFE = "".join(chr(c) for c in range(0x21, 0x7F))
+
+
+@dataclass(frozen=True, slots=True)
+class RequestPath:
+    """One request path in its two forms: ``path`` (decoded) is what routes match and what a
+    Lambda event's ``path`` carries; ``raw`` keeps the client's percent-encoding and is what an
+    HTTP upstream receives. Both have the stage prefix stripped and ``//`` collapsed; segments
+    are never re-encoded."""
+
+    path: str
+    raw: str
+
+
+RawPathResult = tuple[RequestPath, None] | tuple[None, str]
+
+
+def split_raw_path(raw: bytes | str, stage_prefix: str = "") -> RawPathResult:
+    """Normalise a raw request path (as received, percent-encoded) without rebuilding it.
+
+    Empty segments are dropped and the stage prefix's segments are removed in both forms;
+    every other segment is forwarded byte for byte. Each segment is decoded on its own to
+    match on, so NUL or dot segments hidden behind escapes (``%00``, ``%2e%2e``) are refused.
+    """
+    if isinstance(raw, bytes):
+        try:
+            raw = raw.decode("ascii")
+        except UnicodeDecodeError:
+            raw = quote(raw, safe=RAW_SAFE)
+    raw_segs = [s for s in raw.split("/") if s]
+    dec_segs = [unquote(s) if "%" in s else s for s in raw_segs]
+    decoded = "/".join(dec_segs)
+    if "\x00" in decoded:
+        return None, "NUL byte in path"
+    if any(s in (".", "..") for s in decoded.split("/")):  # also behind %2F: "a%2F.."
+        return None, "dot segments ('.' or '..') are not allowed in the path"
+    if stage_prefix:
+        prefix = [s for s in stage_prefix.split("/") if s]
+        if dec_segs[:len(prefix)] == prefix:
+            raw_segs, dec_segs = raw_segs[len(prefix):], dec_segs[len(prefix):]
+    return RequestPath("/" + "/".join(dec_segs), "/" + "/".join(raw_segs)), None
+
+
+INTERNAL_PREFIX = ("internal", "api")  # service-to-service only: never served at the edge
+VERSION_PREFIX = "api"
+
+
+def split_version(rp: RequestPath) -> tuple[RequestPath, str | None] | tuple[None, None]:
+    """``/api/v2/my`` → (``/my``, "v2") for matching; (None, None) for ``/internal/api/…``.
+
+    A path with no version prefix is v1 (the Chariot API as served under the stage today). For
+    v1 the prefix is taken off what is forwarded too (both sides serve v1 on the bare path); a
+    later version is forwarded as received, so the service that offers it sees which one.
+    """
+    segs = rp.path.split("/")[1:]
+    if tuple(segs[:2]) == INTERNAL_PREFIX:
+        return None, None
+    if len(segs) >= 2 and segs[0] == VERSION_PREFIX and segs[1][:1] == "v" and segs[1][1:].isdigit():
+        version = segs[1]
+        bare = "/" + "/".join(segs[2:])
+        if version == "v1":
+            raw = "/" + "/".join(rp.raw.split("/")[3:])
+            return RequestPath(bare, raw), version
+        return RequestPath(bare, rp.raw), version
+    return rp, None
 
 
 MatchFn = Callable[[RequestView], RouteMatch | None]

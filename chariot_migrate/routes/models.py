@@ -13,6 +13,9 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 HTTP_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+# Identity, routing and framing headers: one copy each (see Defaults.unique_headers).
+UNIQUE_HEADERS = ("authorization", "host", "content-length", "transfer-encoding", "x-migrate-target",
+                  "x-migrate-token")
 
 
 class _Strict(BaseModel):
@@ -98,6 +101,9 @@ class LegacyConfig(_Strict):
     demo: str | None = None  # "module:fn" fn(endpoint_url=, proxy_url=, region=) -> {"env": {...}, "recipe": str}
     default_function: str | None = None  # function for requests no route matches
     table: str | None = None  # the legacy DynamoDB table, for `data backfill|verify|repair`
+    # Environment variables of `up` that commands run next to the stack need too (e.g. a table
+    # prefix the data mappers read); `up` records them in <state dir>/stack.json.
+    stack_env: list[str] = Field(default_factory=list)
     concurrency: int = Field(4, ge=1, le=256)  # warm workers per function (local invoker)
     timeout_s: float = Field(29.0, gt=0)  # API Gateway's integration limit
     retries: RetryPolicy = RetryPolicy()  # retries of reads on the legacy side (none by default)
@@ -133,8 +139,18 @@ class ServiceConfig(_Strict):
     lb: Literal["round_robin", "least_connections", "weighted_response_time"] = "round_robin"
     health_check: HealthCheck | None = None  # active checks of every instance (off by default)
     failover: bool | None = None  # serve failed safe requests from legacy; None: defaults.failover
+    # The other direction: a safe request legacy fails (Lambda error/timeout, 5xx) is served by
+    # the new side — honoured only while the service is prepared (the safety rule's readiness).
+    failover_to_new: bool = False
+    # Services whose entities this one reads or writes too (in either direction): it may serve
+    # accounts from new only while they are prepared as well, or a mixed split would answer
+    # differently from all-legacy (a risk made on legacy for an asset made on new).
+    shares_data_with: list[str] = Field(default_factory=list)
     rate_limit: RateLimit | None = None  # per-service token bucket at the edge
     pool_limit: int = Field(200, ge=1)  # keep-alive connections per instance
+    # host:port of the service's gRPC API (asset-discovery's AssetDiscoveryService): `up` holds
+    # that port (a free one with --free-ports) and tells the service and its callers about it.
+    grpc: str | None = Field(None, pattern=r"^[A-Za-z0-9.\-]+:[0-9]{1,5}$")
 
     @field_validator("percent", "shadow_percent")
     @classmethod
@@ -185,6 +201,47 @@ class MatchSpec(_Strict):
 _TEMPLATE = re.compile(r"^/(?:[A-Za-z0-9._~\-]+|\{[A-Za-z_][A-Za-z0-9_]*\+?\})(?:/(?:[A-Za-z0-9._~\-]+|\{[A-Za-z_][A-Za-z0-9_]*\+?\}))*$|^/$")
 
 
+_VERSION = re.compile(r"^v[1-9][0-9]*$")
+_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+
+
+def check_versions(v: list[str]) -> list[str]:
+    bad = [x for x in v if not _VERSION.match(x)]
+    if bad or not v:
+        raise ValueError(f"versions are v1, v2, …; got {bad[0] if bad else 'none'!r}")
+    return v
+
+
+class Deprecation(_Strict):
+    """RFC 9745 ``Deprecation`` / RFC 8594 ``Sunset`` headers on every answer of the route."""
+
+    since: str | None = None  # YYYY-MM-DD it was deprecated (absent: deprecated now, date unknown)
+    sunset: str | None = None  # YYYY-MM-DD after which it may stop answering
+    link: str | None = None  # where clients read what replaces it (Link: <…>; rel="deprecation")
+
+    @field_validator("since", "sunset")
+    @classmethod
+    def _date(cls, v: str | None) -> str | None:
+        if v is not None and not _DATE.match(v):
+            raise ValueError(f"{v!r} is not a date (YYYY-MM-DD)")
+        return v
+
+    def headers(self) -> tuple[tuple[str, str], ...]:
+        import calendar
+        import datetime as dt
+        from email.utils import formatdate
+
+        def epoch(d: str) -> int:
+            return calendar.timegm(dt.date.fromisoformat(d).timetuple())
+
+        out = [("deprecation", f"@{epoch(self.since)}" if self.since else "true")]
+        if self.sunset:
+            out.append(("sunset", formatdate(epoch(self.sunset), usegmt=True)))
+        if self.link:
+            out.append(("link", f'<{self.link}>; rel="deprecation"'))
+        return tuple(out)
+
+
 class RouteConfig(_Strict):
     path: str  # template: literal segments and {param}; a final {param+} is greedy
     methods: list[str]
@@ -197,6 +254,15 @@ class RouteConfig(_Strict):
     name: str | None = None  # stable id for reports; defaults to "METHODS path"
     retry_writes: bool = False  # also retry PUT/DELETE (idempotent by RFC) on the new side
     enforce_methods: bool | None = None  # 405 for other methods on this path; None: defaults.enforce_methods
+    # API versions it answers under /api/<version>/…; v1 (the Chariot API as it is) is also served
+    # without the prefix (the /chariot stage) for today's clients.
+    versions: list[str] = Field(default_factory=lambda: ["v1"])
+    deprecation: Deprecation | None = None
+
+    @field_validator("versions")
+    @classmethod
+    def _versions(cls, v: list[str]) -> list[str]:
+        return check_versions(v)
 
     @field_validator("methods")
     @classmethod
@@ -238,13 +304,85 @@ class Defaults(_Strict):
     max_body_bytes: int = Field(1024 * 1024, gt=0)
     side_header: str | None = "X-Migrate-Side"  # None hides the side from clients
     override_header: str = "X-Migrate-Target"  # honoured only with a valid operator token
-    failover: bool = False  # when the new side fails a safe request, serve it from legacy
+    failover: bool = True  # when the new side fails a safe request, serve it from legacy (writes never)
     account_rate_limit: RateLimit | None = None  # token bucket per bucket-key account, all services
     cors_origins: list[str] = Field(default_factory=list)  # allowed browser origins ("*" = any); [] = no CORS
     max_headers: int | None = Field(100, ge=1)  # more request headers → 431; None: no limit
     max_header_bytes: int | None = Field(32 * 1024, ge=1)  # total request header size → 431; None: no limit
     reject_encoded_slash: bool = True  # %2F in the raw path → 400 (path confusion between sides)
-    enforce_methods: bool = False  # known path, method no route allows → 405 (else: legacy default)
+    enforce_methods: bool = True  # known path, method no route on it allows → 405 + Allow
+    # Headers a request may carry at most once (400 otherwise): two sides that read different
+    # copies would authorise the same request differently. `header:` entries of bucket_by are
+    # added to these.
+    unique_headers: list[str] = Field(default_factory=lambda: list(UNIQUE_HEADERS))
+
+
+class AggregatePart(_Strict):
+    """One sub-request of an aggregate: a GET through the proxy's own pipeline for the caller."""
+
+    path: str  # e.g. /my/count (without the stage prefix)
+    query: dict[str, str] = Field(default_factory=dict)
+    pick: str | None = None  # keep only this top-level field of the JSON answer (e.g. status)
+    timeout_s: float | None = Field(None, gt=0)  # default: the aggregate's
+
+    @field_validator("path")
+    @classmethod
+    def _path(cls, v: str) -> str:
+        if not v.startswith("/"):
+            raise ValueError(f"part path {v!r} must start with '/'")
+        return v
+
+
+class Aggregate(_Strict):
+    """A BFF answer composed of several GETs fanned out concurrently; a failed part is listed in
+    ``partial`` instead of failing the whole answer."""
+
+    path: str  # e.g. /dashboard: served under the stage and /api/<version>/
+    versions: list[str] = Field(default_factory=lambda: ["v1"])
+    timeout_s: float = Field(2.0, gt=0)
+    cache_s: float = Field(5.0, ge=0)  # per caller identity; 0 = no cache. Partial answers are never cached.
+    parts: dict[str, AggregatePart]
+
+    @field_validator("versions")
+    @classmethod
+    def _versions(cls, v: list[str]) -> list[str]:
+        return check_versions(v)
+
+    @field_validator("path")
+    @classmethod
+    def _path(cls, v: str) -> str:
+        if not v.startswith("/") or v.startswith("/internal/"):
+            raise ValueError(f"aggregate path {v!r} must start with '/' and not be internal")
+        return v
+
+
+class GraphqlConfig(_Strict):
+    """``/graphql`` served by an endpoint named as ``module:factory`` (the Chariot schema lives
+    outside the core: ``chariot_migrate.gateway.schema:endpoint``); every resolver call is a
+    request through this proxy as the caller."""
+
+    path: str = "/graphql"
+    endpoint: str
+
+    @field_validator("endpoint")
+    @classmethod
+    def _endpoint(cls, v: str) -> str:
+        if v.count(":") != 1 or not all(v.split(":")):
+            raise ValueError(f"endpoint {v!r} must be module.path:factory")
+        return v
+
+
+class BffConfig(_Strict):
+    aggregates: list[Aggregate] = Field(default_factory=list)
+    graphql: GraphqlConfig | None = None
+    # GET list routes that stream every page as NDJSON when asked (Accept: application/x-ndjson).
+    ndjson: list[str] = Field(default_factory=list)
+    ndjson_max_pages: int = Field(10_000, ge=1)
+
+    @property
+    def enabled(self) -> bool:
+        """Anything to answer at the edge (the proxy skips BFF matching entirely otherwise)."""
+        return bool(self.aggregates or self.ndjson or self.graphql)
 
 
 class RoutesFile(_Strict):
@@ -254,9 +392,12 @@ class RoutesFile(_Strict):
     legacy: LegacyConfig
     defaults: Defaults = Defaults()
     auth: AuthConfig | None = None  # JWT verification at the edge; None: the sides verify alone
-    rate_limit_store: str | None = None  # redis://host:port/db[?prefix=x]: limits shared by replicas
+    # redis://host:port/db[?prefix=x]: rate limits and breaker trips shared by workers and replicas;
+    # None: the state store when it is Redis; "local": per worker.
+    rate_limit_store: str | None = None
     services: dict[str, ServiceConfig] = Field(default_factory=dict)
     routes: list[RouteConfig] = Field(default_factory=list)
+    bff: BffConfig = BffConfig()
     # Later sections (plan, shadow, dual_write) are owned by their packages and kept as data
     # here so the core file model stays small.
     plan: dict[str, Any] | None = None
@@ -276,6 +417,9 @@ class RoutesFile(_Strict):
     def _bucket_by(cls, v: list[str]) -> list[str]:
         for item in v:
             kind, _, name = item.partition(":")
-            if kind not in ("header", "jwt", "query") or not name:
-                raise ValueError(f"bucket_by entry {item!r} must be header:NAME, jwt:CLAIM or query:NAME")
+            if kind not in ("header", "jwt", "query", "path") or not name:
+                raise ValueError(f"bucket_by entry {item!r} must be header:NAME, jwt:CLAIM, query:NAME or "
+                                 "path:PARAM[:base64url]")
+            if kind == "path" and name.partition(":")[2] not in ("", "base64url"):
+                raise ValueError(f"bucket_by entry {item!r}: the only path decoding is ':base64url'")
         return v

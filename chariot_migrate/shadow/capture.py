@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import json
 import random
 import tempfile
 import threading
@@ -23,10 +22,7 @@ from pydantic import BaseModel, Field
 
 from chariot_migrate.transport import HttpRequest, HttpResponse, UpstreamError
 
-from .compare import compare_pair
-from .normalise import NormaliseRules
-from .records import HitRecord, PairRecord
-from .redact import (
+from ..redact import (
     redact_body,
     redact_headers,
     redact_known,
@@ -35,6 +31,9 @@ from .redact import (
     redact_query,
     secrets_in,
 )
+from .compare import compare_pair
+from .normalise import NormaliseRules
+from .records import HitRecord, PairRecord
 from .report import Report, build_report
 from .store import DiffStore, SQLiteDiffStore
 
@@ -249,10 +248,3 @@ def _err(kind: str, e: Exception) -> BaseException:
 def replay(file: str | Path, against_url: str, **kwargs: Any) -> Report:
     """Synchronous ``replay_async`` for the CLI."""
     return asyncio.run(replay_async(file, against_url, **kwargs))
-
-
-def write_capture_lines(path: str | Path, records: list[CaptureRecord]) -> None:
-    """Write records as JSONL (tests, converting other capture formats)."""
-    with Path(path).open("w", encoding="utf-8") as f:
-        for r in records:
-            f.write(json.dumps(r.model_dump(mode="json")) + "\n")

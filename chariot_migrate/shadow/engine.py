@@ -21,10 +21,7 @@ from typing import Any
 from chariot_migrate.observability import metrics as obs
 from chariot_migrate.transport import HttpRequest, HttpResponse, Transport, UpstreamError
 
-from .compare import Comparison, SignatureHit, compare_pair, to_normalised
-from .normalise import NormaliseRules
-from .records import HitRecord, PairRecord
-from .redact import (
+from ..redact import (
     redact_body,
     redact_headers,
     redact_known,
@@ -33,6 +30,9 @@ from .redact import (
     redact_query,
     secrets_in,
 )
+from .compare import Comparison, SignatureHit, compare_pair, to_normalised
+from .normalise import NormaliseRules
+from .records import HitRecord, PairRecord
 from .store import DiffStore
 
 __all__ = ["ShadowEngine", "ShadowJob", "compare_pair", "Comparison", "SHADOW_HEADER"]
@@ -110,7 +110,8 @@ class ShadowEngine:
         self._closed = False
         self._examples_built: dict[str, int] = defaultdict(int)
         self._stats = dict.fromkeys(
-            ("submitted", "completed", "dropped", "errors", "shadow_errors", "store_errors", "flushed"), 0
+            ("submitted", "completed", "dropped", "errors", "shadow_errors", "noise_sample_errors", "store_errors", "flushed"),
+            0,
         )
 
     # --- public API ---------------------------------------------------------------------------
@@ -246,7 +247,13 @@ class ShadowEngine:
         aa_paths = None
         if job.noise_sample:
             again, _ = results[1]
-            aa_paths = compare_pair(job.route_id, primary_n, to_normalised(again, rules), rules).paths
+            if isinstance(again, BaseException):
+                # A second call that failed (a timeout under load) says nothing about which fields
+                # vary by themselves; counted as an A/A pair it would lower every noisy field's
+                # A/A rate and turn timestamps and request ids into "differences".
+                self._stats["noise_sample_errors"] += 1
+            else:
+                aa_paths = compare_pair(job.route_id, primary_n, to_normalised(again, rules), rules).paths
         record = PairRecord(
             service=job.service,
             route=job.route_id,

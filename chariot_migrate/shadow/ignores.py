@@ -1,4 +1,6 @@
-"""Reviewed ignore rules for diff signatures, kept in git (``shadow-ignores.yaml``).
+"""Reviewed ignore rules for diff signatures: kept in the state store (kind ``shadow-ignore``,
+one record per signature), where every gate and an in-cluster controller read them, and exported
+to / imported from ``shadow-ignores.yaml`` for review in git.
 
 An ignored signature still shows in reports (as ignored, with its reason) but no longer lowers
 the noise-adjusted match rate. Every rule has a reason; an expired rule stops applying.
@@ -51,8 +53,30 @@ class IgnoreRule(BaseModel):
         return now.date() <= self.expires
 
 
-def load_ignores(path: str | Path = DEFAULT_IGNORES_PATH) -> list[IgnoreRule]:
-    """Rules from the YAML file; a missing file means no rules. Bad content → ValueError."""
+RECORD_KIND = "shadow-ignore"
+
+
+def store_ignores(store) -> list[IgnoreRule]:
+    """The rules recorded in a state store (``diffs ignore``, ``diffs import-ignores``)."""
+    return [IgnoreRule.model_validate(doc) for doc in store.records(RECORD_KIND).values()]
+
+
+def put_ignore(store, rule: IgnoreRule) -> None:
+    store.put_record(RECORD_KIND, rule.signature, rule.model_dump(mode="json", exclude_none=True))
+
+
+def load_ignores(path: str | Path | None = DEFAULT_IGNORES_PATH, store=None) -> list[IgnoreRule]:
+    """The store's rules, plus those of the YAML file that the store does not hold (the store's
+    rule wins for the same signature). A missing file means no file rules. Bad content → ValueError."""
+    rules = {r.signature: r for r in _file_ignores(path)}
+    if store is not None:
+        rules.update({r.signature: r for r in store_ignores(store)})
+    return sorted(rules.values(), key=lambda r: r.signature)
+
+
+def _file_ignores(path: str | Path | None) -> list[IgnoreRule]:
+    if path is None:
+        return []
     p = Path(path)
     if not p.exists():
         return []
@@ -74,11 +98,24 @@ def load_ignores(path: str | Path = DEFAULT_IGNORES_PATH) -> list[IgnoreRule]:
     return rules
 
 
-def add_ignore(rule: IgnoreRule, path: str | Path = DEFAULT_IGNORES_PATH) -> list[IgnoreRule]:
-    """Add (or replace, by signature) one rule and rewrite the file in a stable order."""
-    rules = [r for r in load_ignores(path) if r.signature != rule.signature] + [rule]
+def add_ignore(rule: IgnoreRule, path: str | Path | None = DEFAULT_IGNORES_PATH, store=None) -> list[IgnoreRule]:
+    """Add (or replace, by signature) one rule: into the store when given, and rewrite the file
+    (the reviewed export: the store's rules and the file's) in a stable order."""
+    if store is not None:
+        put_ignore(store, rule)
+    rules = [r for r in load_ignores(path, store) if r.signature != rule.signature] + [rule]
     rules.sort(key=lambda r: r.signature)
-    save_ignores(rules, path)
+    if path is not None:
+        save_ignores(rules, path)
+    return rules
+
+
+def import_ignores(store, path: str | Path) -> list[IgnoreRule]:
+    """Put every rule of a reviewed file into the store (replacing the store's rule of the same
+    signature); returns the rules imported."""
+    rules = _file_ignores(path)
+    for r in rules:
+        put_ignore(store, r)
     return rules
 
 

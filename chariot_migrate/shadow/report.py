@@ -162,7 +162,7 @@ def route_report(
                 ignored=rule is not None,
                 ignore_reason=rule.reason if rule else None,
                 first_seen=_iso(d.sig_first_seen.get(sig)),
-                last_seen=_iso(d.sig_last_seen.get(sig) + 59 if sig in d.sig_last_seen else None),
+                last_seen=_iso(d.sig_last_seen[sig] + 59 if sig in d.sig_last_seen else None),
                 example=examples[0] if examples else None,
             )
         )
@@ -269,29 +269,32 @@ def render_table(report: Report, *, width: int = 160) -> str:
     from rich.console import Console
     from rich.table import Table
 
+    from ..markup import esc
+
     buf = io.StringIO()
     console = Console(file=buf, width=width, color_system=None, force_terminal=False)
     if not report.services:
         console.print("No shadow comparisons recorded in this window.")
         return buf.getvalue()
     for svc in report.services:
-        t = Table(title=f"{svc.service}: {svc.pairs} pairs, exact {_pct(svc.exact_match_rate)}, adjusted {_pct(svc.adjusted_match_rate)}")
+        t = Table(title=f"{esc(svc.service)}: {svc.pairs} pairs, exact {_pct(svc.exact_match_rate)}, adjusted {_pct(svc.adjusted_match_rate)}")
         for col in ("route", "pairs", "exact", "adjusted", "A/A", "real sigs", "p50/p95/p99 legacy ms", "p50/p95/p99 new ms", "err legacy", "err new"):
             t.add_column(col, overflow="fold")
         for r in svc.routes:
-            t.add_row(
-                r.route, str(r.pairs), _pct(r.exact_match_rate), _pct(r.adjusted_match_rate), str(r.aa_pairs),
-                str(r.real_signatures), _lat(r, "legacy"), _lat(r, "new"), _pct(r.error_rate["legacy"]), _pct(r.error_rate["new"]),
-            )
+            t.add_row(*map(esc, (
+                r.route, r.pairs, _pct(r.exact_match_rate), _pct(r.adjusted_match_rate), r.aa_pairs,
+                r.real_signatures, _lat(r, "legacy"), _lat(r, "new"), _pct(r.error_rate["legacy"]), _pct(r.error_rate["new"]),
+            )))
         console.print(t)
         for r in svc.routes:
             if not r.signatures:
                 continue
-            st = Table(title=f"{r.route}: top signatures")
+            st = Table(title=f"{esc(r.route)}: top signatures")
             for col in ("signature", "path", "kind", "class", "count", "share", "noise rate", "verdict"):
                 st.add_column(col, overflow="fold")
             for s in r.signatures:
-                st.add_row(s.signature, s.path, s.kind, s.value_class, str(s.count), _pct(s.share), _pct(s.noise_rate), _sig_label(s))
+                st.add_row(*map(esc, (s.signature, s.path, s.kind, s.value_class, s.count, _pct(s.share), _pct(s.noise_rate),
+                                     _sig_label(s))))
             console.print(st)
     return buf.getvalue()
 
@@ -370,8 +373,8 @@ def _svg_timeline(r: RouteReport, w: int = 420, h: int = 160) -> str:
             line = " ".join(xy(p.minute, getattr(p, attr) or 0) for p in pts)
             parts.append(f'<polyline fill="none" stroke="{colour}" stroke-width="2" points="{line}"/>')
             for p in pts:
-                x, y = xy(p.minute, getattr(p, attr) or 0).split(",")
-                parts.append(f'<circle cx="{x}" cy="{y}" r="2" fill="{colour}"/>')
+                cx, cy = xy(p.minute, getattr(p, attr) or 0).split(",")
+                parts.append(f'<circle cx="{cx}" cy="{cy}" r="2" fill="{colour}"/>')
         parts.append(f'<text x="{pad}" y="{h - 8}" font-size="9" fill="#555">{_iso(t0)}</text>')
     parts.append(f'<text x="{w - 150}" y="{h - 8}" font-size="9" fill="#7a8cff">exact</text>'
                  f'<text x="{w - 110}" y="{h - 8}" font-size="9" fill="#1a7f37">noise-adjusted</text></svg>')

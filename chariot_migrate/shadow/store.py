@@ -21,7 +21,6 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Protocol, runtime_checkable
-from urllib.parse import urlparse
 
 from .records import (
     COUNTER_FIELDS,
@@ -58,12 +57,9 @@ def open_diff_store(url: str | None = None, *, max_examples: int = DEFAULT_MAX_E
     """``sqlite:///relative.db``, ``sqlite:////abs/path.db``, a bare path, or ``redis://host:port/db[?prefix=x]``."""
     url = url or f"sqlite:///{DEFAULT_SQLITE_PATH}"
     if url.startswith(("redis://", "rediss://", "unix://")):
-        parsed = urlparse(url)
-        prefix = "chariot-migrate:shadow"
-        for part in parsed.query.split("&"):
-            if part.startswith("prefix="):
-                prefix = part.split("=", 1)[1]
-        clean = url.split("?", 1)[0]
+        from ..redis_keys import split_redis_url
+
+        clean, prefix = split_redis_url(url, "chariot-migrate:shadow")
         return RedisDiffStore(clean, prefix=prefix, max_examples=max_examples)
     if url.startswith("sqlite://"):
         path = url[len("sqlite://") :]
@@ -178,7 +174,8 @@ class SQLiteDiffStore:
             )
 
     def load(self, *, service: str | None = None, route: str | None = None, since_ts: float | None = None) -> list[RouteData]:
-        where, args = ["minute >= ?"], [int(since_ts // 60) * 60 if since_ts is not None else -1]
+        where = ["minute >= ?"]
+        args: list[int | str] = [int(since_ts // 60) * 60 if since_ts is not None else -1]
         if service is not None:
             where.append("service = ?")
             args.append(service)
@@ -271,12 +268,12 @@ class RedisDiffStore:
         max_examples: int = DEFAULT_MAX_EXAMPLES,
         retention_s: int = 14 * 86400,
     ):
-        import redis
+        from ..redis_conn import sync_redis
 
         self.max_examples = max_examples
         self.prefix = prefix.rstrip(":")
         self.retention_s = retention_s
-        self._r = redis.Redis.from_url(url)
+        self._r = sync_redis(url)
         self._add_example = self._r.register_script(_ADD_EXAMPLE)
 
     def _k(self, *parts: object) -> str:

@@ -8,7 +8,6 @@ services' tables on the stack's moto, and identities made with legacy's provisio
 
 from __future__ import annotations
 
-import copy
 import json
 import os
 import subprocess
@@ -16,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from conftest import deep_merge
 from guard_harness import CHARIOT_MIGRATE, ROUTES, Guard, Stack
 
 REGION = "us-east-1"
@@ -23,16 +23,7 @@ REGION = "us-east-1"
 
 def routes_copy(dest: Path, overrides: dict[str, Any]) -> Path:
     """The repo's routes.yaml with `overrides` deep-merged in, written to `dest`."""
-
-    def merge(base: Any, extra: Any) -> Any:
-        if isinstance(base, dict) and isinstance(extra, dict):
-            out = dict(base)
-            for k, v in extra.items():
-                out[k] = merge(base.get(k), v)
-            return out
-        return copy.deepcopy(extra)
-
-    doc = merge(yaml.safe_load(ROUTES.read_text()), overrides)
+    doc = deep_merge(yaml.safe_load(ROUTES.read_text()), overrides)
     dest.write_text(yaml.safe_dump(doc, sort_keys=False))
     return dest
 
@@ -40,7 +31,9 @@ def routes_copy(dest: Path, overrides: dict[str, Any]) -> Path:
 def cli_env(stack: Stack) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PRAETORIAN_CLI_", "AWS_", "CHARIOT_"))}
     env.update({"AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": "local", "AWS_DEFAULT_REGION": REGION,
-                "CHARIOT_MIGRATE_LEGACY_ENDPOINT_URL": stack.moto, "COLUMNS": "200"})
+                "CHARIOT_MIGRATE_LEGACY_ENDPOINT_URL": stack.moto, "COLUMNS": "200",
+                # what a user in the stack's folder gets from its stack.json: its outbox, records, token
+                "CHARIOT_MIGRATE_STATE_DIR": str(stack.state_dir)})
     return env
 
 

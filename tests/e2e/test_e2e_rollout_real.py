@@ -64,9 +64,10 @@ def test_account_goes_from_shadow_to_100_percent_under_load(stack, tmp_path):
                        timeout=120)
     assert p.returncode == 0, p.stderr[-2000:]
     assert len(json.loads(keys.read_text())) == ACCOUNTS
-    # The account service has its own tables: copy the new users and keys over before any shift.
-    out = cm(stack, "data", "backfill", SERVICE, state=False).stdout
-    assert "wrote" in out
+    # The account service has its own tables: `prepare` copies the new users and keys over (dual
+    # write on first) for it and the services sharing its data, so the controller may move it.
+    out = cm(stack, "prepare", SERVICE, "integration-hub", "notification", timeout=300).stdout
+    assert f"{SERVICE} is prepared" in out
     verified = cm_json(stack, "data", "verify", SERVICE, "--json", state=False)
     assert verified["ok"] and verified["matched"] >= 2 * ACCOUNTS, verified
 

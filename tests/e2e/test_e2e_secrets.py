@@ -13,7 +13,7 @@ minted with `guard add key`, one with POST /key, a mistyped one), the JWTs GET /
 the webhook pin, the proxy's admin and operator tokens, and the RS256 signing key.
 
 Files whose purpose is to hold a credential are not artefacts and are skipped: `demo.env` (the
-hand-off of the demo key, mode 0600), `.chariot-migrate/admin.token` (0600) and the guard
+hand-off of the demo key, mode 0600), `<state dir>/admin.token` (0600) and the guard
 client's HOME (its keychain and token cache).
 """
 
@@ -195,7 +195,7 @@ def _signing_key_line(stack: Stack) -> str:
 
 def _make_traffic(r: Run, home: Path) -> None:
     stack = r.stack
-    admin_token = (stack.workdir / ".chariot-migrate" / "admin.token").read_text().strip()
+    admin_token = (stack.state_dir / "admin.token").read_text().strip()
     admin_url = f"http://127.0.0.1:{stack.info['admin_port']}"
     r.secrets.update({"demo API key secret": stack.env["PRAETORIAN_CLI_API_KEY_SECRET"], "admin token": admin_token,
                       "signing key": _signing_key_line(stack)})
@@ -272,7 +272,7 @@ def _use_credentials(r: Run, pin: str) -> None:
 def _outbox_while_pending(r: Run) -> Path:
     """A copy of the outbox holding undelivered writes (scanned with everything else), then the
     writes delivered by a standalone worker."""
-    store, snapshot = r.stack.workdir / ".chariot-migrate", r.stack.workdir / "outbox-pending"
+    store, snapshot = r.stack.state_dir, r.stack.workdir / "outbox-pending"
     snapshot.mkdir()
     for name in ("outbox.db", "outbox.db-wal"):
         if (store / name).exists():
@@ -333,7 +333,7 @@ def _outbox_payload(finding: Finding) -> bool:
 
 
 def _skipped(stack: Stack, homes: list[Path]) -> Callable[[Path], bool]:
-    credential_files = {stack.state_dir / "demo.env", stack.workdir / ".chariot-migrate" / "admin.token"}
+    credential_files = {stack.state_dir / "demo.env", stack.state_dir / "admin.token"}
 
     def skip(path: Path) -> bool:
         return path in credential_files or any(path.is_relative_to(h) for h in homes)
@@ -354,7 +354,7 @@ def test_no_secret_reaches_any_artefact(run, tmp_path_factory):
     run.outputs.append(("chariot-migrate up (stderr)", stack.log.read_text()))
 
     # The credential files themselves are private.
-    for path in (stack.state_dir / "demo.env", stack.workdir / ".chariot-migrate" / "admin.token"):
+    for path in (stack.state_dir / "demo.env", stack.state_dir / "admin.token"):
         assert stat.S_IMODE(path.stat().st_mode) == 0o600, path
 
     scanner = SecretScanner(run.secrets)
@@ -380,9 +380,9 @@ def test_no_secret_reaches_any_artefact(run, tmp_path_factory):
         "diff signatures": scanner.tables[str(store / "shadow.db")].get("sig_counts", 0),
         "capture records": scanner.units[str(stack.workdir / "capture" / "capture.jsonl")],
         "undelivered writes in the outbox": scanner.tables[str(pending_outbox)].get("outbox_records", 0),
-        "outbox lanes": scanner.tables[str(store / "outbox.db")].get("outbox_lanes", 0),
+        "outbox lanes": scanner.tables[str(stack.state_dir / "outbox.db")].get("outbox_lanes", 0),
         "report files": len([p for p in reports.iterdir() if scanner.units.get(str(p), 0) > 0]),
-        "kept verify results": len(list((store / "verify").glob("*.json"))),
+        "kept verify results": scanner.tables.get(str(stack.state_dir / "state.db"), {}).get("records", 0),  # state store
         "command outputs": len(run.outputs),
         "secrets looked for": len(run.secrets),
     }

@@ -10,8 +10,10 @@ import boto3
 from anyio import to_thread
 from fastapi import FastAPI
 
-from chariot_migrate.services.common import ChariotSettings, PlainStore, create_chariot_app
-from chariot_migrate.services.partition_cache import invalidate_partitions
+from chariot_migrate.services.kit.chariot import create_chariot_app
+from chariot_migrate.services.kit.partition_cache import invalidate_partitions
+from chariot_migrate.services.kit.plain_store import PlainStore
+from chariot_migrate.services.kit.settings import ChariotSettings
 
 from .events import SUBSCRIPTIONS
 from .routes import router

@@ -16,8 +16,8 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from chariot_migrate.dual_write.migration import TableSpec
-from chariot_migrate.services.read_cache import flush_service_cache
+from chariot_migrate.services.kit.migration import TableSpec
+from chariot_migrate.services.kit.read_cache import flush_service_cache
 
 from .store import KEYS, MEMBERS
 

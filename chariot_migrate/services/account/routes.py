@@ -10,29 +10,18 @@ from typing import Any
 from anyio import to_thread
 from fastapi import APIRouter, Depends, Query, Request
 
-from chariot_migrate.model import tokens
+from chariot_migrate.model import apikeys, tokens
 from chariot_migrate.model.clock import now_iso
 from chariot_migrate.model.keys import account_key, api_key_key
 from chariot_migrate.model.requests import AccountLink, ApiKeyAdd, KeyBody, check_role
-from chariot_migrate.services.common import (
-    MY_QUERY,
-    ApiError,
-    adopt,
-    authenticated,
-    bad_request,
-    chariot_caller,
-    json_body,
-    not_found,
-    openapi_doc,
-    parse_model,
-    parse_my_query,
-    plain,
-    replay_values,
-)
 from chariot_migrate.services.kit import Caller, require_internal
-from chariot_migrate.services.partition_cache import cached_my
+from chariot_migrate.services.kit.auth import caller, chariot_caller
+from chariot_migrate.services.kit.openapi import MY_QUERY, openapi_doc
+from chariot_migrate.services.kit.partition_cache import cached_my
+from chariot_migrate.services.kit.plain_store import parse_my_query, plain
+from chariot_migrate.services.kit.replay import adopt, replay_values
+from chariot_migrate.services.kit.request import ApiError, bad_request, json_body, not_found, parse_model
 
-from . import apikeys
 from .events import KEY_CREATED, KEY_DELETED, MEMBER_LINKED, MEMBER_UNLINKED, record_action
 from .store import AUDIT, KEYS, LEGACY, MEMBERS, AccountStore
 
@@ -217,7 +206,7 @@ def my_table(term: str) -> str:
 
 
 @router.get("/my", openapi_extra=openapi_doc(query=MY_QUERY))
-async def my(request: Request, who: Caller = Depends(authenticated)) -> Any:
+async def my(request: Request, who: Caller = Depends(caller)) -> Any:
     table = my_table(request.query_params.get("key") or "")
     q = parse_my_query(request, who.account)
     return await cached_my(request.app.state.cache, _store(request), table, q,

@@ -12,8 +12,8 @@ Methods block (boto3): routes call them through ``anyio.to_thread``.
 from __future__ import annotations
 
 from chariot_migrate.model.keys import account_key
-from chariot_migrate.services.common import PlainStore
 from chariot_migrate.services.kit import TableSpec
+from chariot_migrate.services.kit.plain_store import PlainStore
 
 MEMBERS = "account-members"
 KEYS = "account-keys"
@@ -21,7 +21,7 @@ AUDIT = "account-audit"
 LEGACY = "legacy"  # the legacy single table (read-only: API keys not migrated yet)
 TABLES = [TableSpec(MEMBERS), TableSpec(KEYS), TableSpec(AUDIT)]
 # The tables GET /my reads, partition by partition through app.state.cache: every write to them
-# invalidates its partition's entry (see services/partition_cache.py).
+# invalidates its partition's entry (see services/kit/partition_cache.py).
 MY_TABLES = frozenset({MEMBERS, KEYS})
 
 

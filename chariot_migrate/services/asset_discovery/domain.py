@@ -6,26 +6,12 @@ to store, exactly as the legacy handlers shape it (history entries, ttl, class, 
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
 from chariot_migrate.model import keys
 from chariot_migrate.model.classes import asset_class, is_private
-
-from .contract import WriteContext
-
-TTL_SECONDS = 7 * 86400
-
-
-def ttl_of(now: str) -> int:
-    return int(datetime.strptime(now, "%Y-%m-%dT%H:%M:%SZ").timestamp()) + TTL_SECONDS
-
-
-def history_entry(old: str, new: str, by: str, now: str, comment: str | None = None) -> dict[str, Any]:
-    h: dict[str, Any] = {"from": old, "to": new, "by": by, "updated": now}
-    if comment:
-        h["comment"] = comment
-    return h
+from chariot_migrate.model.history import history_entry, ttl_of
+from chariot_migrate.services.kit.graph.contract import WriteContext
 
 
 def asset_key_for(kind: str, dns: str, name: str) -> str:

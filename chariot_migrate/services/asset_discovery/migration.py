@@ -8,30 +8,31 @@ The risk read model is not owned data and is not migrated (events rebuild it).
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
-from chariot_migrate.dual_write.migration import TableSpec
-from chariot_migrate.services.read_cache import flush_service_cache
+from chariot_migrate.services.kit.graph.migration import (
+    BULK_JOBS,
+    STATUS_STATISTICS,
+    GraphTablesMigration,
+    ReadModelMigration,
+    table_prefix_of,
+)
+from chariot_migrate.services.kit.migration import TableSpec
 
-from .entity_table import VERSION_ATTRIBUTE
 from .store import ASSETS, ATTRIBUTES, JOBS, PRESEEDS, RISKS, SERVICE, STATISTICS
 
 Item = dict[str, Any]
 # Asset-like kinds PUT /asset may create besides #asset# (``type`` other than "asset").
 ASSET_KINDS = ("#asset#", "#addomain#", "#repository#", "#webapplication#", "#generic#")
-STATUS_STATISTICS = "#statistic#my#status:"
-BULK_JOBS = "#job#bulk#"
 
 
-class AssetDiscoveryMigration:
+class AssetDiscoveryMigration(GraphTablesMigration):
+    owner = SERVICE
     service = "asset-discovery"
     legacy_prefixes = [*ASSET_KINDS, "#attribute#", "#preseed#", STATUS_STATISTICS, BULK_JOBS]
-    ignore_fields = [VERSION_ATTRIBUTE]
 
     def __init__(self, table_prefix: str | None = None) -> None:
-        prefix = os.environ.get("TABLE_PREFIX", "") if table_prefix is None else table_prefix
-        self.table_prefix = prefix
+        prefix = self.table_prefix = table_prefix_of(table_prefix)
         self.assets, self.attributes, self.preseeds, self.statistics, self.jobs = (
             prefix + t for t in (ASSETS, ATTRIBUTES, PRESEEDS, STATISTICS, JOBS))
         self.new_tables = [TableSpec(t, "username", "key") for t in
@@ -51,43 +52,18 @@ class AssetDiscoveryMigration:
             return self.jobs
         return None
 
-    def to_new(self, item: Item) -> tuple[str, Item] | None:
-        table = self.table_of(item)
-        return None if table is None else (table, dict(item))
-
-    def to_legacy(self, table: str, item: Item) -> Item:
-        return {k: v for k, v in item.items() if k != VERSION_ATTRIBUTE}
-
-    def tables_changed(self, aws_endpoint_url: str | None) -> str:
-        """After a backfill/repair wrote the tables around the service: drop its cached reads."""
-        return flush_service_cache(SERVICE, self.table_prefix, aws_endpoint_url)
-
 
 migration = AssetDiscoveryMigration()
 
 
-class RiskViewMigration:
+class RiskViewMigration(ReadModelMigration):
     """Seeds the ``asset-discovery-risks`` read model from legacy ``#risk#`` rows (after a backfill,
     before ``risk.assessed`` events have flowed); verify shows drift of the read model."""
 
     service = "asset-discovery-risk-view"
+    owner = SERVICE
     legacy_prefixes = ["#risk#"]
-    ignore_fields = [VERSION_ATTRIBUTE]
-
-    def __init__(self, table_prefix: str | None = None) -> None:
-        prefix = os.environ.get("TABLE_PREFIX", "") if table_prefix is None else table_prefix
-        self.table_prefix = prefix
-        self.view = prefix + RISKS
-        self.new_tables = [TableSpec(self.view, "username", "key")]
-
-    def to_new(self, item: Item) -> tuple[str, Item] | None:
-        return (self.view, dict(item)) if str(item.get("key", "")).startswith("#risk#") else None
-
-    def to_legacy(self, table: str, item: Item) -> Item:
-        return {k: v for k, v in item.items() if k != VERSION_ATTRIBUTE}
-
-    def tables_changed(self, aws_endpoint_url: str | None) -> str:
-        return flush_service_cache(SERVICE, self.table_prefix, aws_endpoint_url)
+    view_table = RISKS
 
 
 read_model_migration = RiskViewMigration()

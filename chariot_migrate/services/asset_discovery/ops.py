@@ -4,28 +4,27 @@ handlers, over this service's own tables. Synchronous; run in a worker thread by
 
 from __future__ import annotations
 
-import json
-import uuid
 from collections.abc import Callable
 from typing import Any
 
 from chariot_migrate.model import keys
+from chariot_migrate.model.errors import bad_request, not_found
 from chariot_migrate.model.requests import (
     AssetAdd,
     AssetUpdate,
     AttributeAdd,
-    BulkBody,
     KeyBody,
     PreseedAdd,
     SeedAdd,
     StatusUpdate,
 )
-from chariot_migrate.model.status import job_status
+from chariot_migrate.model.statistics import record_status
+from chariot_migrate.services.kit.graph.bulk import run_bulk
+from chariot_migrate.services.kit.graph.contract import WriteContext, validate
+from chariot_migrate.services.kit.graph.peers import PeerSource
 
 from . import domain
-from .contract import ApiError, WriteContext, bad_request, not_found, validate
-from .entity_table import record_status
-from .store import AssetStore, PeerSource
+from .store import AssetStore
 
 ASSET_EVENT = "asset.discovered"
 
@@ -215,31 +214,3 @@ class AssetOps:
         """``results_writer(account)`` → ``write(name, data)`` for the per-item results file."""
         one = {"asset": self.add_asset, "attribute": self.add_attribute}[entity]
         return run_bulk(self.ctx, body, entity, one, results_writer(self.ctx.username), self.store.jobs)
-
-
-def run_bulk(ctx: WriteContext, body: dict[str, Any], entity: str, one: Callable[[dict[str, Any]], dict[str, Any]],
-             write_results: Callable[[str, bytes], None], jobs: Any) -> dict[str, Any]:
-    """``POST /bulk/{entity}``: upsert each item inline; per-item results go to a file the job names."""
-    m = validate(BulkBody, body)
-    results = []
-    failed = 0
-    for i, item in enumerate(m.items):
-        try:
-            if not isinstance(item, dict):
-                raise ValueError("item must be a JSON object")
-            out = one(item)
-            results.append({"index": i, "status": "ok", "key": out.get("key")})
-        except (ApiError, ValueError) as e:
-            failed += 1
-            results.append({"index": i, "status": "error", "message": getattr(e, "message", str(e))})
-    job_id = ctx.adopt(body, "id", str(uuid.uuid4()))
-    now = ctx.now
-    results_key = f"bulk/{entity}/{job_id}.json"
-    write_results(results_key, json.dumps(results).encode())
-    code = "JP" if not failed or failed < len(m.items) else "JF"
-    job = {"username": ctx.username, "key": f"#job#bulk#{job_id}#{entity}", "dns": "bulk",
-           "source": f"bulk-{entity}#{now}", "status": job_status(code, now), "created": now, "updated": now,
-           "started": now, "finished": now, "config": {"results_s3_key": results_key, "action": m.action,
-                                                        "items": str(len(m.items)), "failed": str(failed)}}
-    jobs.put(job)
-    return job

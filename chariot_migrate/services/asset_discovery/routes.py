@@ -10,11 +10,18 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from chariot_migrate.model import requests as rq
-from chariot_migrate.services.common import authenticated, openapi_doc, param
-from chariot_migrate.services.kit import AuthError
-
-from .contract import WriteContext
-from .graph_routes import GRAPH_QUERY_DOC, answer_graph_query, respond, run_write
+from chariot_migrate.services.kit.graph.contract import WriteContext
+from chariot_migrate.services.kit.graph.routes import (
+    GRAPH_QUERY_DOC,
+    KEY_SEARCH_DOC,
+    answer_graph_query,
+    answer_key_search,
+    internal_account,
+    respond,
+    run_write,
+)
+from chariot_migrate.services.kit.openapi import openapi_doc
+from chariot_migrate.services.kit.request import param
 
 router = APIRouter()
 
@@ -87,18 +94,19 @@ async def post_my(request: Request) -> JSONResponse:
     return await answer_graph_query(request, _service(request))
 
 
+@router.get("/my", openapi_extra=KEY_SEARCH_DOC)
+async def get_my(request: Request) -> JSONResponse:
+    """``GET /my?key=#asset#…`` (also ``#seed#``, ``#attribute#``, ``#preseed#``: routes.yaml)."""
+    service = _service(request)
+    return await answer_key_search(request, lambda term: service.store.table_for(term) or service.store.assets,
+                                   service.settings.page_size)
+
+
 # ---- internal read API (service-to-service tokens only) -------------------------------------
-
-async def _internal(request: Request) -> str:
-    who = await authenticated(request)
-    if not who.internal:
-        raise AuthError(403, "Forbidden: internal API")
-    return who.account
-
 
 @router.get("/internal/api/entity", include_in_schema=False)
 async def internal_entity(request: Request) -> JSONResponse:
-    username = await _internal(request)
+    username = await internal_account(request)
     key = param(request, "key") or ""
     if not key.startswith("#"):
         return respond(400, {"message": "query parameter 'key' must be an entity key"})
@@ -114,18 +122,13 @@ async def internal_entity(request: Request) -> JSONResponse:
 
 @router.get("/internal/api/entities", include_in_schema=False)
 async def internal_entities(request: Request) -> JSONResponse:
-    username = await _internal(request)
+    """Every entity this service owns under ``prefix`` (``#<kind>#…``, or ``#``/``#a`` across kinds):
+    what peers read for relationships and job targets, and reporting for ``GET /my/count``."""
+    username = await internal_account(request)
     prefix = param(request, "prefix") or ""
-    if not prefix.startswith("#") or prefix.count("#") < 2:
-        return respond(400, {"message": "query parameter 'prefix' must look like #<kind>#"})
-    service = _service(request)
-    table = service.store.table_for(prefix)
-    if table is None:  # risks: not ours to answer
-        return respond(200, {"items": []})
-    items = await service.kinds.with_prefix(username, prefix)
-    if items is None:
-        items = await run_in_thread(lambda: table.query_all(username, prefix))
-    return respond(200, {"items": items})
+    if not prefix.startswith("#"):
+        return respond(400, {"message": "query parameter 'prefix' must be a key prefix starting with '#'"})
+    return respond(200, {"items": await _service(request).owned_entities(username, prefix)})
 
 
 async def run_in_thread(fn: Any) -> Any:

@@ -12,12 +12,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 from chariot_migrate.model.keys import kind_of
+from chariot_migrate.services.kit.graph.entity_table import EntityTable
+from chariot_migrate.services.kit.graph.peers import PeerSource
 from chariot_migrate.services.kit.repository import TableSpec
-
-from .entity_table import EntityTable
 
 SERVICE = "asset-discovery"
 ASSETS = f"{SERVICE}-assets"
@@ -27,31 +27,13 @@ STATISTICS = f"{SERVICE}-statistics"
 JOBS = f"{SERVICE}-jobs"
 RISKS = f"{SERVICE}-risks"
 TABLE_NAMES = (ASSETS, ATTRIBUTES, PRESEEDS, STATISTICS, JOBS, RISKS)
+# Kinds other services own: never in this service's own entity tables.
+NOT_OWNED_KINDS = frozenset({"risk", "statistic", "file", "account", "key", "setting", "configuration",
+                             "capability_schedule"})
 
 
 def table_specs(prefix: str = "") -> list[TableSpec]:
     return [TableSpec(prefix + name) for name in TABLE_NAMES]
-
-
-class PeerSource(Protocol):
-    """Entities another service owns, seen from here (read model or that service's internal API)."""
-
-    def get(self, username: str, key: str) -> dict[str, Any] | None: ...
-
-    def list(self, username: str, kind: str) -> list[dict[str, Any]]: ...
-
-
-class ReadModelSource:
-    """A peer's entities as this service's read-model table holds them."""
-
-    def __init__(self, table: EntityTable) -> None:
-        self.table = table
-
-    def get(self, username: str, key: str) -> dict[str, Any] | None:
-        return self.table.get(username, key)
-
-    def list(self, username: str, kind: str) -> list[dict[str, Any]]:
-        return self.table.query_all(username, f"#{kind}#")
 
 
 @dataclass
@@ -79,3 +61,14 @@ class AssetStore:
 
     def tables(self) -> list[EntityTable]:
         return [self.assets, self.attributes, self.preseeds, self.statistics, self.jobs, self.risk_view]
+
+    def owned_tables(self, prefix: str) -> list[EntityTable]:
+        """The tables holding entities this service owns (no read models, no statistics) whose
+        keys can start with ``prefix``: one table for ``#<kind>#…``, all of them for ``#`` or a
+        partial kind like ``#a``."""
+        if prefix.count("#") >= 2:
+            kind = kind_of(prefix)
+            if kind in NOT_OWNED_KINDS:
+                return []
+            return [self.jobs] if kind == "job" else [self.table_for(kind) or self.assets]
+        return [self.assets, self.attributes, self.preseeds, self.jobs]

@@ -10,14 +10,16 @@ import os
 import httpx
 from fastapi import FastAPI
 
-from ..common import ChariotSettings, create_chariot_app
-from ..peer_env import peer_url_overrides
+from ..kit.chariot import create_chariot_app
+from ..kit.peer_env import peer_url_overrides
+from ..kit.settings import ChariotSettings
+from ..kit.tables import GSI_FIELDS, LegacyShapedTable
+from .leases import LeaseStore
 from .peers import HttpPeers, MissingPeers
 from .routes import router
 from .runner import JobRunner
 from .service import JobService
 from .store import JOBS_TABLE, SCHEDULES_TABLE, table_specs
-from .tables import GSI_FIELDS, LegacyShapedTable
 
 log = logging.getLogger("chariot.capabilities")
 
@@ -35,6 +37,10 @@ class CapabilitiesSettings(ChariotSettings):
         env = os.environ if env is None else env
         return super().from_env(service, env, **peer_url_overrides(service, env, overrides))
     resume_queued_jobs: bool = True  # at startup, run jobs a previous process left queued
+    # A running job holds a lease renewed every third of this; a lease not renewed for this long
+    # means its process died: the recovery pass (at startup, then every half period) resumes it.
+    job_lease_s: float = 30.0
+    job_max_attempts: int = 3  # a job interrupted this many times ends JF instead of running again
 
 
 def create_app(settings: CapabilitiesSettings | None = None, *, peers: object | None = None) -> FastAPI:
@@ -52,19 +58,24 @@ def create_app(settings: CapabilitiesSettings | None = None, *, peers: object | 
         if isinstance(chosen, HttpPeers):
             app.state.ready_checks["asset-discovery"] = health_check(settings.asset_url)
             app.state.ready_checks["risk-assessment"] = health_check(settings.risk_url)
-        runner = JobRunner(app.state.tables[JOBS_TABLE], app.state.peers, app.state.peers, app.state.bus.publish)
+        leases = LeaseStore(app.state.repos[JOBS_TABLE].sync, lease_s=settings.job_lease_s)
+        runner = JobRunner(app.state.tables[JOBS_TABLE], app.state.peers, app.state.peers, app.state.bus.publish,
+                           leases=leases)
         app.state.jobs = JobService(app.state.tables[JOBS_TABLE], app.state.tables[SCHEDULES_TABLE],
                                     app.state.peers, runner)
         if settings.resume_queued_jobs:
             await app.state.jobs.resume_queued()
+        app.state.recovery = asyncio.create_task(_recovery_loop(app, settings))
         app.state.scheduler = (asyncio.create_task(_schedule_loop(app, settings.schedule_interval_s))
                                if settings.schedule_interval_s > 0 else None)
 
     async def shutdown(app: FastAPI) -> None:
-        if getattr(app.state, "scheduler", None) is not None:
-            app.state.scheduler.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await app.state.scheduler
+        for name in ("scheduler", "recovery"):
+            task = getattr(app.state, name, None)
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         if getattr(app.state, "jobs", None) is not None:
             await app.state.jobs.stop(settings.shutdown_grace_s)
         if isinstance(getattr(app.state, "peers", None), HttpPeers):
@@ -82,6 +93,18 @@ def health_check(base_url: str | None):
             (await client.get(f"{base_url}/health")).raise_for_status()
 
     return check
+
+
+async def _recovery_loop(app: FastAPI, settings: CapabilitiesSettings) -> None:
+    """Resume or fail the jobs whose process died (expired leases): now, then every half lease."""
+    while True:
+        try:
+            counts = await app.state.jobs.recover(settings.job_max_attempts)
+            if counts["resume"] or counts["fail"]:
+                log.warning("job recovery pass", extra=counts)
+        except Exception:  # keep the loop alive; the next pass retries
+            log.exception("job recovery pass failed")
+        await asyncio.sleep(max(settings.job_lease_s / 2, 0.05))
 
 
 async def _schedule_loop(app: FastAPI, interval: float) -> None:

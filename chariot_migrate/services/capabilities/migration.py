@@ -7,9 +7,10 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from chariot_migrate.dual_write.migration import TableSpec
 from chariot_migrate.model import report
+from chariot_migrate.services.kit.migration import TableSpec
 
+from .recovery import is_bookkeeping
 from .store import JOB_PREFIX, JOBS_TABLE, SCHEDULE_PREFIX, SCHEDULES_TABLE
 
 Item = dict[str, Any]
@@ -33,6 +34,10 @@ class CapabilitiesMigration:
         if key.startswith(SCHEDULE_PREFIX):
             return self.schedules_table, dict(item)
         return None
+
+    def owns_new_item(self, table: str, item: Item) -> bool:
+        """Saga logs (``#saga#<account>``) and job leases (``#lease``) stay on the new side."""
+        return not is_bookkeeping(item)
 
     def to_legacy(self, table: str, item: Item) -> Item:
         return {k: v for k, v in item.items() if k != "version"}

@@ -13,24 +13,23 @@ from chariot_migrate.model import schedules
 from chariot_migrate.model.clock import now_iso
 from chariot_migrate.model.requests import JobAdd
 
-from ..common import (
-    MY_QUERY,
+from ..kit import AuthError, Caller
+from ..kit.auth import caller, chariot_caller
+from ..kit.openapi import MY_QUERY, openapi_doc, query_param
+from ..kit.replay import adopt, replay_values
+from ..kit.request import (
     ApiError,
-    adopt,
     bad_request,
-    chariot_caller,
     json_body,
+    narrowest_prefix,
     not_found,
-    openapi_doc,
     param,
     parse_model,
-    query_param,
-    replay_values,
+    prefix_overlaps,
 )
-from ..kit import Caller
+from ..kit.tables import SearchError, search_my
 from .service import JobService
-from .store import SCHEDULES_TABLE, table_for_key
-from .tables import SearchError, search_my
+from .store import JOB_PREFIX, JOBS_TABLE, SCHEDULE_PREFIX, SCHEDULES_TABLE, table_for_key
 
 router = APIRouter()
 
@@ -66,6 +65,23 @@ async def search(request: Request, who: Caller = Depends(chariot_caller)) -> dic
             lambda: search_my(table, who.account, params, request.app.state.settings.page_size))
     except SearchError as e:
         raise bad_request(str(e)) from None
+
+
+@router.get("/internal/api/entities", include_in_schema=False)
+async def internal_entities(request: Request) -> dict[str, Any]:
+    """Jobs and schedules under ``prefix`` (service tokens only): reporting's ``GET /my/count``."""
+    who = await caller(request)
+    if not who.internal:
+        raise AuthError(403, "Forbidden: internal API")
+    prefix = param(request, "prefix") or ""
+    if not prefix.startswith("#"):
+        raise bad_request("query parameter 'prefix' must be a key prefix starting with '#'")
+    tables = request.app.state.tables
+    items: list[dict[str, Any]] = []
+    for kind_prefix, name in ((JOB_PREFIX, JOBS_TABLE), (SCHEDULE_PREFIX, SCHEDULES_TABLE)):
+        if prefix_overlaps(prefix, kind_prefix):
+            items += await tables[name].aquery_all(who.account, narrowest_prefix(prefix, kind_prefix))
+    return {"items": items}
 
 
 # -- schedules ---------------------------------------------------------------------------------------

@@ -7,6 +7,8 @@ published either way. The saga log is kept in the jobs table (partition ``#saga#
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -18,10 +20,11 @@ from chariot_migrate.model.status import job_code
 
 from ..kit.events import Event
 from ..kit.saga import Saga, SagaFailed, SagaRecord, Step
-from . import jobs
+from ..kit.tables import LegacyShapedTable
+from . import jobs, recovery
+from .leases import HeldLease, LeaseStore
 from .peers import ResultSink, TargetLookup
 from .store import SAGA_PARTITION_PREFIX
-from .tables import LegacyShapedTable
 
 log = logging.getLogger("chariot.capabilities.runner")
 Publish = Callable[[Event], Awaitable[Any]]
@@ -40,13 +43,67 @@ class TableSagaLog:
 
 class JobRunner:
     def __init__(self, table: LegacyShapedTable, lookup: TargetLookup, sink: ResultSink, publish: Publish,
-                 clock: Callable[[], str] = now_iso) -> None:
+                 clock: Callable[[], str] = now_iso, leases: LeaseStore | None = None) -> None:
         self.table, self.lookup, self.sink, self.publish, self.clock = table, lookup, sink, publish, clock
+        self.leases = leases
 
     async def run(self, account: str, job_key: str) -> dict[str, Any] | None:
         job = await self.table.aget(account, job_key)
         if not job or job_code(job.get("status", "")) not in ("JQ", "JQA"):
             return job
+        if self.leases is None:
+            return await self._run(account, job_key, job)
+        held = HeldLease(self.leases, await self.leases.acquire(account, job_key))
+        beat = asyncio.create_task(self._heartbeat(held), name=f"lease:{job_key}")
+        try:
+            done = await self._run(account, job_key, job, held)
+        finally:  # a crash of this run leaves the lease to expire: the recovery pass resumes the job
+            beat.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await beat
+        await self.leases.release(account, job_key)
+        return done
+
+    async def _heartbeat(self, held: HeldLease) -> None:
+        while not held.lost:
+            await asyncio.sleep(held.store.lease_s / 3)
+            try:
+                await held.renew()
+            except Exception:  # the store is down: try again next beat (the lease may lapse)
+                log.exception("job lease renewal failed", extra={"job": held.item.get("job_key")})
+
+    async def give_up(self, account: str, job_key: str, attempts: int,
+                      applied: list[list[str]] | None = None) -> dict[str, Any] | None:
+        """A job whose runs were interrupted too often is compensated — the results its runs
+        recorded (``applied``, from the lease) are undone through their owners, newest first — and
+        ends JF with the reason; ``job.completed`` says so."""
+        job = await self.table.aget(account, job_key)
+        if job and job_code(job.get("status", "")) in recovery.RUNNABLE:
+            undone, failed = 0, 0
+            for kind, key in reversed(applied or []):
+                try:
+                    await self.sink.undo(account, kind, key)
+                    undone += 1
+                except Exception as e:  # noqa: BLE001 — undo what can be undone; say what could not
+                    failed += 1
+                    log.warning("compensation failed", extra={"job": job_key, "key": key, "error": str(e)[:200]})
+            now = self.clock()
+            reason = recovery.give_up_reason(attempts, undone, failed)
+            log.warning("job failed", extra={"job": job_key, "reason": reason})
+            job = await self.table.aput(jobs.mark(job, "JF", now, finished=now, error=reason))
+            await self._completed(account, job, jobs.capability_of(job), 0)
+        if self.leases is not None:
+            await self.leases.release(account, job_key)
+        return job
+
+    async def _completed(self, account: str, done: dict[str, Any], capability: str, results: int) -> None:
+        await self.publish(Event.new("job.completed", account, {
+            "key": done["key"], "capability": capability, "dns": done.get("dns", ""), "status": done["status"],
+            "started": done.get("started", ""), "finished": done.get("finished", ""), "results": results,
+        }))
+
+    async def _run(self, account: str, job_key: str, job: dict[str, Any],
+                   held: HeldLease | None = None) -> dict[str, Any]:
         capability = jobs.capability_of(job)
         ctx: dict[str, Any] = {"job": job, "applied": []}
 
@@ -72,19 +129,24 @@ class JobRunner:
                 await unapply(c)  # the saga only compensates completed steps: undo this one's part
                 raise
 
+        async def note(c: dict[str, Any], kind: str, key: str) -> None:
+            c["applied"].append((kind, key))
+            if held is not None:  # a recovery that gives this job up undoes what the lease lists
+                await held.applied(kind, key)
+
         async def write_all(c: dict[str, Any]) -> int:
             results = c["execute"]
             for a in results["assets"]:
-                c["applied"].append(("asset", (await self.sink.asset(account, a["dns"], a["name"], capability))["key"]))
+                await note(c, "asset", (await self.sink.asset(account, a["dns"], a["name"], capability))["key"])
             for at in results["attributes"]:
                 stored = await self.sink.attribute(account, at["source"], at["name"], at["value"], capability)
-                c["applied"].append(("attribute", stored["key"]))
+                await note(c, "attribute", stored["key"])
             for r in results["risks"]:
                 stored = await self.sink.risk(account, r["target"], r["name"], r["status"], capability)
-                c["applied"].append(("risk", stored["key"]))
+                await note(c, "risk", stored["key"])
             for p in results["preseeds"]:
                 stored = await self.sink.preseed(account, p["type"], p["title"], p["value"], capability)
-                c["applied"].append(("preseed", stored["key"]))
+                await note(c, "preseed", stored["key"])
             return len(c["applied"])
 
         async def unapply(c: dict[str, Any]) -> None:
@@ -109,8 +171,5 @@ class JobRunner:
             ctx["job"] = await self.table.aput(jobs.mark(ctx["job"], "JF", now, finished=now, error=reason[:500]))
             results = 0
         done = ctx["job"]
-        await self.publish(Event.new("job.completed", account, {
-            "key": done["key"], "capability": capability, "dns": done.get("dns", ""), "status": done["status"],
-            "started": done.get("started", ""), "finished": done.get("finished", ""), "results": results,
-        }))
+        await self._completed(account, done, capability, results)
         return done

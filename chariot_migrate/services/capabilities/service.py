@@ -15,12 +15,13 @@ from chariot_migrate.model import keys, schedules
 from chariot_migrate.model.clock import now_iso
 from chariot_migrate.model.status import job_code
 
-from ..common import ApiError, adopt, bad_request, not_found
+from ..kit.replay import adopt
 from ..kit.repository import ConflictError, deserialize_item
-from . import jobs
+from ..kit.request import ApiError, bad_request, not_found
+from ..kit.tables import LegacyShapedTable
+from . import jobs, recovery
 from .peers import PeersNotConfigured, TargetLookup
 from .runner import JobRunner
-from .tables import LegacyShapedTable
 
 log = logging.getLogger("chariot.capabilities")
 
@@ -31,6 +32,7 @@ class JobService:
         self.jobs, self.schedules, self.lookup, self.runner, self.clock = (
             jobs_table, schedules_table, lookup, runner, clock)
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._in_flight: set[tuple[str, str]] = set()  # (account, job key) this process runs or will run
 
     # -- POST /job ---------------------------------------------------------------------------------
     async def add(self, account: str, key: str, names: list[str], config: Mapping[str, Any],
@@ -70,8 +72,10 @@ class JobService:
 
     # -- background work ----------------------------------------------------------------------------
     def start(self, account: str, job_keys: list[str]) -> None:
+        job_keys = [k for k in job_keys if (account, k) not in self._in_flight]
         if not job_keys:
             return
+        self._in_flight.update((account, k) for k in job_keys)
         task = asyncio.create_task(self._run_all(account, job_keys), name=f"jobs:{account}")
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -80,8 +84,10 @@ class JobService:
         for key in job_keys:
             try:
                 await self.runner.run(account, key)
-            except Exception:  # a crash here must not kill the loop; the job stays JQ/JR
+            except Exception:  # a crash here must not kill the loop; the job stays JQ/JR (its lease lapses)
                 log.exception("job runner crashed", extra={"job": key})
+            finally:
+                self._in_flight.discard((account, key))
 
     async def drain(self) -> None:
         """Wait for every job started so far (tests, graceful shutdown)."""
@@ -128,6 +134,40 @@ class JobService:
                 self.start(account, [job["key"]])
         return fired
 
+
+    async def recover(self, max_attempts: int, now: float | None = None) -> dict[str, int]:
+        """One recovery pass: every expired job lease is resumed or failed (``recovery.decide``).
+        Returns how many leases got each action."""
+        leases = self.runner.leases
+        counts = {"wait": 0, "release": 0, "resume": 0, "fail": 0}
+        if leases is None:
+            return counts
+        now = leases.clock() if now is None else now
+        for lease in await leases.all():
+            account, job_key = str(lease.get("account", "")), str(lease.get("job_key", ""))
+            if (account, job_key) in self._in_flight:
+                counts["wait"] += 1  # this process runs it (its heartbeat keeps the lease)
+                continue
+            job = await self.jobs.aget(account, job_key)
+            action = recovery.decide(job, lease, now, max_attempts)
+            counts[action] += 1
+            if action == "wait":
+                continue
+            if action == "release":
+                await leases.release(account, job_key)
+                continue
+            if await leases.claim(lease) is None:
+                continue  # another replica was first
+            attempts = int(lease.get("attempts", 0))
+            log.warning("recovering an interrupted job", extra={"job": job_key, "action": action,
+                                                                "attempts": attempts})
+            if action == "fail":
+                await self.runner.give_up(account, job_key, attempts, lease.get("applied") or [])
+            else:
+                assert job is not None
+                await self.jobs.aput(jobs.mark(job, "JQ", self.clock()))
+                self.start(account, [job_key])
+        return counts
 
     async def resume_queued(self) -> int:
         """Start every job left queued (JQ) by a previous process (crash, redeploy)."""

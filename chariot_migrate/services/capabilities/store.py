@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from chariot_migrate.model.schedules import PREFIX as SCHEDULE_PREFIX
 
-from .tables import GSI_FIELDS, legacy_table_spec
+from ..kit.tables import GSI_FIELDS, legacy_table_spec
 
 JOBS_TABLE = "capabilities-jobs"
 SCHEDULES_TABLE = "capabilities-schedules"

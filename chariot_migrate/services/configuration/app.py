@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from chariot_migrate.services.common import ChariotSettings, create_chariot_app
+from chariot_migrate.services.kit.chariot import create_chariot_app
+from chariot_migrate.services.kit.settings import ChariotSettings
 
 from .routes import router
 from .store import TABLES, ConfigurationStore

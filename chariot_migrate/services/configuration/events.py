@@ -1,5 +1,5 @@
 """The configuration service publishes ``config.changed`` on every change, so other services
-hot-reload settings and feature flags (see :class:`chariot_migrate.services.common.FlagCache`)."""
+hot-reload settings and feature flags (see :class:`chariot_migrate.services.kit.flags.FlagCache`)."""
 
 from __future__ import annotations
 

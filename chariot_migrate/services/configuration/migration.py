@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from chariot_migrate.dual_write.migration import TableSpec
+from chariot_migrate.services.kit.migration import TableSpec
 
 from .store import SETTINGS
 

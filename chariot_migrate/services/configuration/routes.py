@@ -1,5 +1,5 @@
 """Configuration routes: the same contract as the legacy setting and schema functions, plus the
-internal flag read used by :class:`~chariot_migrate.services.common.FlagCache` loaders."""
+internal flag read used by :class:`~chariot_migrate.services.kit.flags.FlagCache` loaders."""
 
 from __future__ import annotations
 
@@ -12,20 +12,12 @@ from fastapi import APIRouter, Depends, Query, Request
 from chariot_migrate.model import requests as rq
 from chariot_migrate.model.clock import now_iso
 from chariot_migrate.model.keys import configuration_key, setting_key
-from chariot_migrate.services.common import (
-    MY_QUERY,
-    adopt,
-    authenticated,
-    bad_request,
-    chariot_caller,
-    json_body,
-    not_found,
-    openapi_doc,
-    parse_model,
-    plain,
-    replay_values,
-)
 from chariot_migrate.services.kit import Caller, require_internal
+from chariot_migrate.services.kit.auth import caller, chariot_caller
+from chariot_migrate.services.kit.openapi import MY_QUERY, openapi_doc
+from chariot_migrate.services.kit.plain_store import plain
+from chariot_migrate.services.kit.replay import adopt, replay_values
+from chariot_migrate.services.kit.request import bad_request, json_body, not_found, parse_model
 
 from .events import publish_change
 from .store import SETTINGS, ConfigurationStore
@@ -93,14 +85,14 @@ async def delete_configuration(request: Request, who: Caller = Depends(chariot_c
 
 
 @router.get("/my", openapi_extra=openapi_doc(query=MY_QUERY))
-async def my(request: Request, who: Caller = Depends(authenticated)) -> Any:
+async def my(request: Request, who: Caller = Depends(caller)) -> Any:
     size = request.app.state.settings.page_size
     store = _store(request)
     return await to_thread.run_sync(lambda: store.query_my(SETTINGS, request, who.account, page_size=size))
 
 
 @router.get("/schema")
-async def schema(who: Caller = Depends(authenticated)) -> Any:
+async def schema(who: Caller = Depends(caller)) -> Any:
     return {name: model.model_json_schema(by_alias=True) for name, model in SCHEMAS.items()}
 
 

@@ -3,8 +3,8 @@ the legacy ``(username, key)`` layout (so ``GET /my`` rows and offsets match the
 
 from __future__ import annotations
 
-from chariot_migrate.services.common import PlainStore
 from chariot_migrate.services.kit import TableSpec
+from chariot_migrate.services.kit.plain_store import PlainStore
 
 SETTINGS = "configuration-settings"
 TABLES = [TableSpec(SETTINGS)]

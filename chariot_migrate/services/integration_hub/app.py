@@ -9,10 +9,11 @@ from fastapi import FastAPI
 
 from chariot_migrate.model.clock import now_iso
 
-from ..capabilities.tables import GSI_FIELDS, LegacyShapedTable
-from ..common import ChariotSettings, create_chariot_app
 from ..kit.breaker import BreakerConfig
-from ..peer_env import peer_url_overrides
+from ..kit.chariot import create_chariot_app
+from ..kit.peer_env import peer_url_overrides
+from ..kit.settings import ChariotSettings
+from ..kit.tables import GSI_FIELDS, LegacyShapedTable
 from .peers import HttpHookPeers, MissingHookPeers
 from .routes import router
 from .store import INTEGRATIONS_TABLE, table_specs

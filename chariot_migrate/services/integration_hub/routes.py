@@ -10,22 +10,16 @@ from typing import Any
 from fastapi import APIRouter, Depends, Request
 
 from chariot_migrate.model.keys import account_key
+from chariot_migrate.model.links import linked_data
 from chariot_migrate.model.requests import AccountLink, HookBody
 
-from ..common import (
-    ApiError,
-    adopt,
-    bad_request,
-    chariot_caller,
-    json_body,
-    not_found,
-    openapi_doc,
-    parse_model,
-    replay_values,
-)
 from ..kit import Caller
+from ..kit.auth import chariot_caller
 from ..kit.breaker import CircuitOpenError
 from ..kit.events import Event
+from ..kit.openapi import openapi_doc
+from ..kit.replay import adopt, replay_values
+from ..kit.request import ApiError, bad_request, json_body, not_found, parse_model
 from .peers import PeerRejected
 from .store import INTEGRATIONS_TABLE, is_integration
 
@@ -48,17 +42,6 @@ def _table(request: Request):
 
 async def _publish(request: Request, row: dict[str, Any], linked: bool) -> None:
     await request.app.state.bus.publish(Event.new("integration.linked", row["username"], linked_data(row, linked)))
-
-
-def linked_data(row: dict[str, Any], linked: bool) -> dict[str, Any]:
-    """The ``integration.linked`` payload: the legacy row's fields, so the account service's
-    ``#account#`` read model lists the row exactly like legacy's ``GET /my?key=#account#``.
-    (The config travels on the internal bus because legacy returns it there too.)"""
-    data = {"member": row["member"], "linked": linked, "name": row.get("value", ""), "value": row.get("value", ""),
-            "key": row["key"], "updated": row.get("updated", ""), "config": row.get("config") or {}}
-    if row.get("role"):
-        data["role"] = row["role"]
-    return data
 
 
 @router.post("/account/{member}", openapi_extra=openapi_doc(AccountLink, body_required=False))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..capabilities.tables import GSI_FIELDS, legacy_table_spec
+from ..kit.tables import GSI_FIELDS, legacy_table_spec
 
 INTEGRATIONS_TABLE = "integration-hub-integrations"
 NOT_OURS = frozenset({"hook", "alert", "account"})  # hook/alert: notification; people: account

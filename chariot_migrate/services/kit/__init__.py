@@ -1,10 +1,16 @@
-"""Service kit shared by the eight Chariot services: app factory, auth, repository, cache,
-event bus, resilient client, circuit breaker, saga and 2PC. See ``demo.py`` for a whole service."""
+"""Service kit: the one platform the eight Chariot services build on (each imports only the kit,
+``model`` and itself). App factory, auth, repository, cache, event bus, resilient client, circuit
+breaker, saga and 2PC (see ``demo.py`` for a whole service); the Chariot base on top of them
+(``chariot.py`` app factory, ``settings``, ``request``, ``openapi``, ``plain_store``, ``tables``,
+``replay``, ``membership``, ``flags``, the caches); ``migration`` (the core's mapper interface);
+and ``graph/``, what the two graph services share."""
 
 from .app import create_service_app, run_ready_checks, validation_message
 from .auth import (
+    LEGACY_RULES,
     Authenticator,
     AuthError,
+    AuthRules,
     Caller,
     KeySource,
     MembershipLookup,
@@ -23,13 +29,9 @@ from .events import (
     Event,
     InProcessBus,
     InvalidEventError,
-    MemoryProcessedStore,
     RedisOnce,
-    RedisProcessedStore,
     RedisStreamsBus,
     SchemaRegistry,
-    TableProcessedStore,
-    idempotent,
 )
 from .repository import (
     AsyncRepository,
@@ -46,6 +48,8 @@ from .settings import ServiceSettings, SettingsError
 from .two_phase import TransactionAborted, TwoPhaseCoordinator
 
 __all__ = [
+    "LEGACY_RULES",
+    "AuthRules",
     "AsyncRepository",
     "AuthError",
     "Authenticator",
@@ -60,13 +64,10 @@ __all__ = [
     "InvalidCursorError",
     "InvalidEventError",
     "KeySource",
-    "MemoryProcessedStore",
-    "TableProcessedStore",
     "MembershipLookup",
     "Page",
     "ReadThroughCache",
     "RedisOnce",
-    "RedisProcessedStore",
     "RedisStreamsBus",
     "Repository",
     "RetryPolicy",
@@ -87,7 +88,6 @@ __all__ = [
     "caller",
     "create_service_app",
     "ensure_tables",
-    "idempotent",
     "mint_token",
     "require_internal",
     "require_role",

@@ -23,6 +23,9 @@ from prometheus_client import multiprocess
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from chariot_migrate.model.errors import ApiError
+from chariot_migrate.redact import redact_text
+
 from ...observability import tracing
 from .auth import Authenticator, AuthError, MembershipLookup, build_authenticator
 from .context import (
@@ -34,7 +37,7 @@ from .context import (
     parse_traceparent,
     trace_context_var,
 )
-from .logs import configure_json_logging, redact_text
+from .logs import configure_json_logging
 from .metrics import UNMATCHED_ENDPOINT, ServiceMetrics
 from .settings import ServiceSettings
 
@@ -234,6 +237,10 @@ def create_service_app(
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         detail = exc.detail if isinstance(exc.detail, str) else str(exc.detail)
         return JSONResponse({"message": detail}, status_code=exc.status_code, headers=exc.headers)
+
+    @app.exception_handler(ApiError)
+    async def _api(request: Request, exc: ApiError) -> JSONResponse:
+        return JSONResponse({"message": exc.message}, status_code=exc.status)
 
     @app.exception_handler(AuthError)
     async def _auth(request: Request, exc: AuthError) -> JSONResponse:

@@ -204,39 +204,76 @@ async def _lookup(membership: MembershipLookup | None, account: str, principal: 
     return result
 
 
+@dataclass(frozen=True)
+class AuthRules:
+    """How strictly a caller is resolved, and what failures say. The defaults are the kit's own
+    (descriptive messages); :data:`LEGACY_RULES` is what Chariot's legacy authorizer does."""
+
+    bare_token: bool = False  # accept ``Authorization: <token>`` without ``Bearer``
+    unauthorized: str | None = None  # when set, every 401 says only this
+    account_case_sensitive: bool = False  # the ``account`` header must equal the principal exactly
+    not_collaborator: str = "{principal} is not a collaborator of account {account}"
+
+
+LEGACY_RULES = AuthRules(bare_token=True, unauthorized="Unauthorized", account_case_sensitive=True,
+                         not_collaborator="Forbidden: {principal} is not a collaborator of {account}")
+
+
 @dataclass
 class Authenticator:
-    """What the ``caller`` dependency uses; stored on ``app.state.auth`` by the app factory."""
+    """What the ``caller`` dependency uses; stored on ``app.state.auth`` by the app factory.
+
+    ``replay_principal``, when set, is the trusted dual-write replay identity: it acts as admin
+    for any account it names (identifier adoption, DESIGN §6)."""
 
     verifier: TokenVerifier
     membership: MembershipLookup | None = None
     internal_audience: str = "chariot-internal"
+    rules: AuthRules = field(default_factory=AuthRules)
+    replay_principal: str | None = None
+
+    def _unauthorized(self, reason: str) -> AuthError:
+        return AuthError(401, self.rules.unauthorized or reason)
+
+    def _token(self, authorization: str | None) -> str:
+        if not authorization and not self.rules.bare_token:
+            raise self._unauthorized("missing Authorization header (expected 'Bearer <token>')")
+        scheme, _, token = (authorization or "").partition(" ")
+        if not token and self.rules.bare_token:
+            token, scheme = scheme, "bearer"
+        if scheme.lower() != "bearer" or not token.strip():
+            raise self._unauthorized("Authorization header must be 'Bearer <token>'")
+        return token.strip()
 
     async def authenticate(self, authorization: str | None, account_header: str | None) -> Caller:
-        if not authorization:
-            raise AuthError(401, "missing Authorization header (expected 'Bearer <token>')")
-        scheme, _, token = authorization.partition(" ")
-        if scheme.lower() != "bearer" or not token.strip():
-            raise AuthError(401, "Authorization header must be 'Bearer <token>'")
-        claims = await self.verifier.verify(token.strip())
+        token = self._token(authorization)
+        try:
+            claims = await self.verifier.verify(token)
+        except AuthError:
+            if self.rules.unauthorized is None:
+                raise
+            raise AuthError(401, self.rules.unauthorized) from None
         aud = claims.get("aud")
         auds = aud if isinstance(aud, list) else [aud]
         internal = self.internal_audience in auds
         principal = claims.get("email") or claims.get("sub")
         if not principal or not isinstance(principal, str):
-            raise AuthError(401, "token has neither an 'email' nor a 'sub' claim")
+            raise self._unauthorized("token has neither an 'email' nor a 'sub' claim")
         account = (account_header or "").strip()
         if internal:
             # A peer service acts on behalf of the account named in the header; it is trusted
             # for that, with the role it was minted with (admin by default).
             role = claims.get("role") if claims.get("role") in ROLE_RANK else "admin"
             return Caller(principal, account or principal, role, True, claims)
-        if not account or account.lower() == principal.lower():
+        same = account == principal if self.rules.account_case_sensitive else account.lower() == principal.lower()
+        if not account or same:
             return Caller(principal, principal, "admin", False, claims)
+        if self.replay_principal is not None and principal == self.replay_principal:
+            return Caller(principal, account, "admin", False, claims)
         role = await _lookup(self.membership, account, principal)
         if role not in ROLE_RANK:
-            raise AuthError(403, f"{principal} is not a collaborator of account {account}")
-        return Caller(principal, account, role, False, claims)
+            raise AuthError(403, self.rules.not_collaborator.format(principal=principal, account=account))
+        return Caller(principal, account, str(role), False, claims)
 
 
 def build_authenticator(
@@ -355,3 +392,14 @@ class ServiceTokenProvider:
             )
             self._expires = now + self.ttl
         return self._token
+
+
+READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+async def chariot_caller(request: Request) -> Caller:
+    """Dependency like the legacy ``@secured``: any role may read; readonly may not write."""
+    who = await caller(request)
+    if who.role == "readonly" and request.method not in READ_METHODS:
+        raise AuthError(403, "Forbidden: the readonly role cannot write")
+    return who

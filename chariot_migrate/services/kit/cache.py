@@ -18,13 +18,14 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import re
 import time
 import uuid
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, Generic, TypeVar
 from urllib.parse import quote
+
+from ...redis_keys import glob_escape
 
 V = TypeVar("V")
 log = logging.getLogger("chariot.kit.cache")
@@ -72,7 +73,7 @@ def flush_namespace(redis: Any, namespace: str) -> int:
     """
     redis.incr(_epoch_key(namespace))
     redis.expire(_epoch_key(namespace), COUNTER_TTL_S)
-    pattern = re.sub(r"([*?\[\]\\])", r"\\\1", namespace) + ":*"
+    pattern = glob_escape(namespace) + ":*"
     deleted = 0
     batch: list[Any] = []
     for key in redis.scan_iter(match=pattern, count=500):

@@ -11,9 +11,10 @@ from __future__ import annotations
 from typing import Any
 
 import boto3
-import redis.asyncio as aioredis
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request
 from pydantic import BaseModel, Field
+
+from chariot_migrate.redis_conn import async_redis
 
 from .app import create_service_app
 from .auth import Caller, caller, require_role
@@ -128,13 +129,13 @@ def create_demo_app(settings: DemoSettings | None = None) -> FastAPI:
         client = ddb()
         ensure_tables(client, [spec])
         app.state.repo = AsyncRepository(Repository(client, spec))
-        app.state.redis = aioredis.from_url(settings.redis_url) if settings.redis_url else None
+        app.state.redis = async_redis(settings.redis_url) if settings.redis_url else None
         if settings.event_bus == "redis" and app.state.redis is not None:
-            app.state.bus = RedisStreamsBus(app.state.redis, prefix=f"{settings.table_prefix}demo:")
+            app.state.bus = RedisStreamsBus(app.state.redis, prefix=f"{settings.redis_prefix}demo:")
         else:
             app.state.bus = InProcessBus()
         await app.state.bus.start()
-        app.state.cache = ReadThroughCache(app.state.redis, namespace=f"{settings.table_prefix}demo:cache")
+        app.state.cache = ReadThroughCache(app.state.redis, namespace=f"{settings.redis_prefix}demo:cache")
         await app.state.cache.start()
         app.state.ready_checks["dynamodb"] = dynamodb_tables_check(ddb, [spec.name])
         if app.state.redis is not None:

@@ -2,8 +2,9 @@
 
 Delivery is at least once. Every event is validated against its schema on publish *and* on
 consume (a producer on an older build cannot poison consumers: invalid events go to the dead
-letter). Consumers make their effects idempotent with :func:`idempotent` (processed ids
-remembered) or :class:`RedisOnce` (effect and "processed" mark in one Redis transaction).
+letter). Consumers apply each event once with their store's own transaction (the reporting read
+model: row, counters and the processed mark in one DynamoDB transaction) or :class:`RedisOnce`
+(effect and "processed" mark in one Redis transaction).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import jsonschema
 from pydantic import BaseModel, ConfigDict, Field
 
 from ...observability import tracing
+from ...redis_keys import deployment_namespace
 from .context import current_correlation_id, current_trace, parse_traceparent, trace_context_var
 
 log = logging.getLogger("chariot.kit.events")
@@ -286,7 +288,7 @@ class RedisStreamsBus:
         self,
         redis: Any,
         *,
-        prefix: str = "chariot:",
+        prefix: str | None = None,
         registry: SchemaRegistry | None = None,
         consumer: str | None = None,
         visibility_timeout: float = 30.0,
@@ -296,7 +298,10 @@ class RedisStreamsBus:
         maxlen: int = 100_000,
     ) -> None:
         self.redis = redis
-        self.prefix = prefix
+        # Streams are ``<prefix>events:<type>``; the prefix starts with the deployment's namespace
+        # (REDIS_NAMESPACE, see chariot_migrate/redis_keys.py) so stacks sharing a Redis never
+        # consume each other's events. Services pass ``<namespace><TABLE_PREFIX>chariot:``.
+        self.prefix = prefix if prefix is not None else deployment_namespace() + "chariot:"
         self.registry = registry or SchemaRegistry.default()
         self.consumer = consumer or f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
         self.visibility_timeout = visibility_timeout
@@ -304,7 +309,7 @@ class RedisStreamsBus:
         self.batch_size = batch_size
         self.block = block
         self.maxlen = maxlen
-        self.dead_letter_stream = f"{prefix}events:dead-letter"
+        self.dead_letter_stream = f"{self.prefix}events:dead-letter"
         self._subs: list[_Subscription] = []
         self._tasks: list[asyncio.Task[None]] = []
         self._stopping = asyncio.Event()
@@ -458,84 +463,7 @@ class RedisStreamsBus:
         return [{_s(k): _s(v) for k, v in fields.items()} for _, fields in rows]
 
 
-# ---- idempotent consumers ---------------------------------------------------------------
-
-
-class ProcessedStore(Protocol):
-    async def is_processed(self, event_id: str) -> bool: ...
-
-    async def mark_processed(self, event_id: str) -> None: ...
-
-
-class RedisProcessedStore:
-    """Processed event ids as Redis keys with a TTL (the dedupe window)."""
-
-    def __init__(self, redis: Any, *, prefix: str, ttl: float = 7 * 86400) -> None:
-        self.redis, self.prefix, self.ttl = redis, prefix, int(ttl)
-
-    def _key(self, event_id: str) -> str:
-        return f"{self.prefix}processed:{event_id}"
-
-    async def is_processed(self, event_id: str) -> bool:
-        return bool(await self.redis.exists(self._key(event_id)))
-
-    async def mark_processed(self, event_id: str) -> None:
-        await self.redis.set(self._key(event_id), "1", ex=self.ttl)
-
-
-class MemoryProcessedStore:
-    def __init__(self) -> None:
-        self.ids: set[str] = set()
-
-    async def is_processed(self, event_id: str) -> bool:
-        return event_id in self.ids
-
-    async def mark_processed(self, event_id: str) -> None:
-        self.ids.add(event_id)
-
-
-class TableProcessedStore:
-    """Processed event ids as items of the service's own DynamoDB table (``kit.repository``).
-
-    Items: partition ``#processed#<group>``, key ``#event#<id>``, with a ``ttl`` attribute
-    (epoch seconds) for DynamoDB TTL expiry.
-    """
-
-    def __init__(self, repository: Any, *, group: str, ttl: float = 7 * 86400) -> None:
-        self.repository, self.partition, self.ttl = repository, f"#processed#{group}", ttl
-
-    async def is_processed(self, event_id: str) -> bool:
-        from anyio import to_thread
-
-        item = await to_thread.run_sync(lambda: self.repository.get(self.partition, f"#event#{event_id}"))
-        return item is not None
-
-    async def mark_processed(self, event_id: str) -> None:
-        import time
-
-        from anyio import to_thread
-
-        pk, sk = self.repository.pk, self.repository.sk
-        item = {pk: self.partition, sk: f"#event#{event_id}", "ttl": int(time.time() + self.ttl)}
-        await to_thread.run_sync(lambda: self.repository.put(item))
-
-
-def idempotent(handler: Handler, store: ProcessedStore) -> Handler:
-    """Skip events already processed; mark after the handler succeeds.
-
-    Effects outside the store can still repeat if the process dies between the effect and the
-    mark; use :class:`RedisOnce` (or a DynamoDB transaction) when the effect must happen once.
-    """
-
-    async def wrapped(event: Event) -> Any:
-        if await store.is_processed(event.id):
-            log.debug("duplicate event skipped", extra={"event_id": event.id})
-            return None
-        result = await handler(event)
-        await store.mark_processed(event.id)
-        return result
-
-    return wrapped
+# ---- applying an event once -----------------------------------------------------------------
 
 
 class RedisOnce:
@@ -566,3 +494,8 @@ class RedisOnce:
                     return True
                 except WatchError:
                     continue
+
+
+# A subscription a service app declares: (consumer group, event types, handler(event) or
+# handler(event, app)).
+Subscription = tuple[str, list[str], Callable[..., Awaitable[Any]]]

@@ -12,13 +12,15 @@ import os
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
+    Counter,
     Gauge,
     Histogram,
     generate_latest,
     multiprocess,
 )
 
-LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+from ...observability.latency import LATENCY_BUCKETS  # the proxy's buckets, from 1 ms
+
 UNMATCHED_ENDPOINT = "<unmatched>"  # keeps label cardinality bounded for 404 scans
 
 
@@ -50,6 +52,15 @@ class ServiceMetrics:
             registry=self._registry,
             **gauge_kwargs,
         )
+
+        # gRPC streams (asset-discovery's DiscoverAssets): what was sent, and streams the client
+        # cancelled, so a cancelled stream visibly stops producing.
+        self.grpc_messages_sent = Counter(
+            "grpc_server_msg_sent", "Messages sent on server streams", ["service", "method"],
+            registry=self._registry)
+        self.grpc_streams_cancelled = Counter(
+            "grpc_server_streams_cancelled", "Server streams cancelled before their end (client cancel, deadline, shutdown)",
+            ["service", "method"], registry=self._registry)
 
     def observe_request(self, method: str, endpoint: str, status_code: int, seconds: float) -> None:
         self.request_duration.labels(self.service, method, endpoint, str(status_code)).observe(seconds)

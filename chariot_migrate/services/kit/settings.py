@@ -12,7 +12,7 @@ import os
 from collections.abc import Mapping
 from typing import Any, TypeVar
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 S = TypeVar("S", bound="ServiceSettings")
 
@@ -42,6 +42,14 @@ class ServiceSettings(BaseModel):
     # Event bus: "inprocess" (embedded default) or "redis".
     event_bus: str = "inprocess"
     table_prefix: str = ""
+    # The deployment's Redis namespace (chariot_migrate/redis_keys.py): every Redis key and stream
+    # of the service starts with it, so deployments sharing one Redis never see each other's.
+    redis_namespace: str = Field("", pattern=r"^[A-Za-z0-9_.:@-]*$")
+
+    @property
+    def redis_prefix(self) -> str:
+        """What every Redis key of this service starts with: the namespace, then TABLE_PREFIX."""
+        return self.redis_namespace + self.table_prefix
 
     @classmethod
     def from_env(cls: type[S], service: str, env: Mapping[str, str] | None = None, **overrides: Any) -> S:
@@ -77,3 +85,41 @@ def _coerce(raw: str, annotation: Any) -> Any:
         except ValueError:
             return raw
     return raw
+
+
+# ---- the Chariot services' settings (legacy variable names honoured) -------------------------
+
+DEFAULT_SIGNING_SECRET = "chariot/signing-key"  # = chariot_migrate.legacy.aws.DEFAULT_SECRET
+DEFAULT_REPLAY_PRINCIPAL = "replay@chariot-migrate.local"  # = legacy.aws.DEFAULT_REPLAY_PRINCIPAL
+# Names the legacy functions read; services honour them too so one env serves both sides.
+LEGACY_ENV = {"signing_secret_id": "CHARIOT_SIGNING_SECRET_ID", "replay_principal": "CHARIOT_REPLAY_PRINCIPAL"}
+
+
+class ChariotSettings(ServiceSettings):
+    """Env ``CHARIOT_<SERVICE>_<FIELD>``, then ``<FIELD>``, then (for the two legacy names)
+    ``CHARIOT_SIGNING_SECRET_ID`` / ``CHARIOT_REPLAY_PRINCIPAL``, then the default."""
+
+    signing_secret_id: str = DEFAULT_SIGNING_SECRET
+    account_url: str | None = None  # account service, for membership (assume-role) lookups
+    replay_principal: str = DEFAULT_REPLAY_PRINCIPAL
+    # Short: legacy checks membership on every call, so an unlinked collaborator must lose access
+    # at once (the cache only absorbs bursts of one client's calls).
+    membership_cache_seconds: float = 1.0
+    page_size: int = 1000  # GET /my page size (legacy: CHARIOT_PAGE_SIZE)
+    # app.state.cache: entries live this long per instance (L1) and in Redis (L2). Writes through
+    # the service invalidate at once; the L2 TTL (+ L1) bounds how long a write made around the
+    # service that does not invalidate can stay unseen.
+    cache_l1_ttl_seconds: float = 5.0
+    cache_l2_ttl_seconds: float = 60.0
+
+    @classmethod
+    def from_env(cls, service: str, env: Mapping[str, str] | None = None, **overrides: Any):  # type: ignore[override]
+        env = os.environ if env is None else env
+        prefix = "CHARIOT_" + service.upper().replace("-", "_") + "_"
+        fallbacks = dict(LEGACY_ENV, page_size="CHARIOT_PAGE_SIZE")
+        for field, legacy_var in fallbacks.items():
+            if field in overrides or (prefix + field.upper()) in env or field.upper() in env:
+                continue
+            if legacy_var in env:
+                overrides[field] = env[legacy_var]
+        return super().from_env(service, env, **overrides)

@@ -6,9 +6,10 @@ from fastapi import FastAPI
 
 from chariot_migrate.model.clock import now_iso
 
-from ..capabilities.tables import GSI_FIELDS, LegacyShapedTable
-from ..common import ChariotSettings, create_chariot_app
+from ..kit.chariot import create_chariot_app
 from ..kit.events import Event
+from ..kit.settings import ChariotSettings
+from ..kit.tables import GSI_FIELDS, LegacyShapedTable
 from .delivery import WebhookSender, parse_allowlist
 from .notifier import CONSUMES, Notifier
 from .routes import router

@@ -9,8 +9,8 @@ from typing import Any
 from chariot_migrate.model.clock import now_iso
 from chariot_migrate.model.keys import account_key
 
-from ..capabilities.tables import LegacyShapedTable
 from ..kit.events import Event
+from ..kit.tables import LegacyShapedTable
 from . import delivery
 
 log = logging.getLogger("chariot.notification")

@@ -9,12 +9,15 @@ from anyio import to_thread
 from fastapi import APIRouter, Depends, Query, Request
 
 from chariot_migrate.model.keys import account_key
+from chariot_migrate.model.links import linked_data
 from chariot_migrate.model.requests import AccountLink
 
-from ..common import adopt, chariot_caller, json_body, not_found, openapi_doc, parse_model, replay_values
-from ..integration_hub.routes import linked_data
 from ..kit import Caller, require_internal
+from ..kit.auth import chariot_caller
 from ..kit.events import Event
+from ..kit.openapi import openapi_doc
+from ..kit.replay import adopt, replay_values
+from ..kit.request import json_body, not_found, parse_model
 from . import rows
 from .store import ACCOUNTS_TABLE, DELIVERIES_TABLE
 

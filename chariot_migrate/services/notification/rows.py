@@ -7,7 +7,7 @@ from typing import Any
 from chariot_migrate.model.keys import account_key
 from chariot_migrate.model.requests import AccountLink
 
-from ..common import bad_request
+from ..kit.request import bad_request
 
 
 def link_row(account: str, member: str, m: AccountLink, now: str) -> dict[str, Any]:

@@ -3,7 +3,7 @@ the delivery log."""
 
 from __future__ import annotations
 
-from ..capabilities.tables import GSI_FIELDS, legacy_table_spec
+from ..kit.tables import GSI_FIELDS, legacy_table_spec
 
 ACCOUNTS_TABLE = "notification-accounts"  # #account#{owner}#hook#{pin}, #account#{owner}#alert#{value}
 DELIVERIES_TABLE = "notification-deliveries"  # partition account, key #delivery#{event id}#{alert key}

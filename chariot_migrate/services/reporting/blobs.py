@@ -13,7 +13,7 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from ...model.files import file_name_problem, object_key
-from ..common import bad_request
+from ..kit.request import bad_request
 
 PRESIGN_SECONDS = 3600
 

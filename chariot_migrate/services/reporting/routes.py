@@ -12,32 +12,35 @@ from fastapi import APIRouter, Depends, Request, Response
 
 from chariot_migrate.model import report
 from chariot_migrate.model.keys import file_key
+from chariot_migrate.model.table import GLOBAL_USERNAME
 
-from ..capabilities.tables import GLOBAL_USERNAME, SearchError, search_my
-from ..common import (
-    FLAG,
-    GLOBAL_PARAM,
-    MY_QUERY,
-    adopt,
+from ..kit import Caller
+from ..kit.auth import chariot_caller
+from ..kit.openapi import FLAG, GLOBAL_PARAM, MY_QUERY, openapi_doc, query_param
+from ..kit.replay import adopt
+from ..kit.replay import replay_values as replay_of
+from ..kit.request import (
+    ApiError,
     bad_request,
-    chariot_caller,
     json_body,
+    narrowest_prefix,
     not_found,
-    openapi_doc,
     param,
     param_flag,
     parse_model,
-    query_param,
+    prefix_overlaps,
 )
-from ..common import replay_values as replay_of
-from ..kit import Caller
+from ..kit.tables import SearchError, search_my
 from . import readmodel
 from .blobs import BlobMissing, check_name
-from .store import ENTITIES_TABLE, EXPORTS_TABLE, FILES_TABLE, table_for_key
+from .owners import OwnerRows, OwnerUnavailable
+from .store import ENTITIES_TABLE, EXPORTS_TABLE, FILES_TABLE, STATISTICS_TABLE, table_for_key
 
 router = APIRouter()
 log = logging.getLogger("chariot.reporting")
 FILE_NAME = query_param("name", "the file name (path)", required=True)
+# Reporting's own rows that legacy keeps in the account's partition too (counted like the rest).
+OWN_TABLES = (("#file#", FILES_TABLE), ("#statistic#", STATISTICS_TABLE), (report.JOB_PREFIX, EXPORTS_TABLE))
 
 
 def _t(request: Request, name: str):
@@ -72,10 +75,18 @@ async def my_count(request: Request, who: Caller = Depends(chariot_caller)) -> d
 
 
 async def _indexed(request: Request, username: str, prefix: str) -> list[dict[str, Any]]:
-    """Read-model entities (and file rows) under a key prefix."""
-    items = await _t(request, ENTITIES_TABLE).aquery_all(username, prefix)
-    if "#file#".startswith(prefix) or prefix.startswith("#file#"):
-        items += await _t(request, FILES_TABLE).aquery_all(username, prefix)
+    """Every row under a key prefix, as legacy's one table would hold it: the owners' entities
+    (their internal API; the event-fed read model when they are not configured) and reporting's
+    own files, statistics and export jobs."""
+    owners: OwnerRows | None = request.app.state.owners
+    try:
+        items = (await owners.rows(username, prefix) if owners is not None
+                 else await _t(request, ENTITIES_TABLE).aquery_all(username, prefix))
+    except OwnerUnavailable as e:
+        raise ApiError(503, f"entities unavailable: {e}; try again") from None
+    for kind_prefix, table in OWN_TABLES:
+        if prefix_overlaps(prefix, kind_prefix):
+            items += await _t(request, table).aquery_all(username, narrowest_prefix(prefix, kind_prefix))
     return items
 
 
@@ -163,7 +174,7 @@ async def export_report(request: Request, who: Caller = Depends(chariot_caller))
     if problem:
         raise bad_request(problem)
     now = _now(request)
-    rows = await _t(request, ENTITIES_TABLE).aquery_all(who.account, "#risk#")
+    rows = await _indexed(request, who.account, "#risk#")
     risks = report.select_risks(rows, m.status_filter, m.risk_keys)
     job_id = report.adopted_job_id(replay_of(request, body)) or str(uuid.uuid4())
     path = report.output_path(m.config.title, job_id, m.export_format)

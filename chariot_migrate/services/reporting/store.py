@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..capabilities.tables import GSI_FIELDS, legacy_table_spec
+from ..kit.tables import GSI_FIELDS, legacy_table_spec
 
 FILES_TABLE = "reporting-files"  # #file#{path}, legacy shape
 STATISTICS_TABLE = "reporting-statistics"  # #statistic#my#status:{S}#{total|day}, legacy shape

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from chariot_migrate.model import keys
+from chariot_migrate.model import keys, risks
+from chariot_migrate.model.history import history_entry, ttl_of
 from chariot_migrate.model.status import risk_priority
-from chariot_migrate.services.asset_discovery.contract import WriteContext
-from chariot_migrate.services.asset_discovery.domain import history_entry, ttl_of
+from chariot_migrate.services.kit.graph.contract import WriteContext
 
 
 def new_risk(ctx: WriteContext, key: str, dns: str, name: str, status: str, now: str, *, source: str,
@@ -31,29 +31,8 @@ def new_risk(ctx: WriteContext, key: str, dns: str, name: str, status: str, now:
     }
 
 
-def updated_risk(item: dict[str, Any], ctx: WriteContext, now: str, *, status: str | None = None,
-                 comment: str | None = None, title: str | None = None, tags: list[str] | None = None,
-                 remove: int | None = None) -> dict[str, Any]:
-    item = dict(item)
-    old = item.get("status")
-    history = list(item.get("history", []))
-    if remove is not None:
-        if not 0 <= remove < len(history):
-            raise ValueError(f"remove: history index {remove} is out of range (0 to {len(history) - 1})")
-        history[remove] = {k: v for k, v in history[remove].items() if k != "comment"}
-    if status and status != old:
-        item["status"] = status
-        item["priority"] = risk_priority(status)
-        history.append(history_entry(old or "", status, ctx.principal, now, comment))
-    elif comment:
-        history.append({"by": ctx.principal, "comment": comment, "updated": now})
-    if title is not None:
-        item["title"] = title
-    if tags:
-        item["tags"] = sorted(set(item.get("tags", [])) | set(tags))
-    item["history"] = history
-    item["updated"] = item["visited"] = now
-    return item
+def updated_risk(item: dict[str, Any], ctx: WriteContext, now: str, **changes: Any) -> dict[str, Any]:
+    return risks.updated_risk(item, ctx.principal, now, **changes)
 
 
 def target_dns(key: str) -> str:

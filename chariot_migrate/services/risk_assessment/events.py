@@ -12,8 +12,8 @@ from typing import Any
 
 from anyio import to_thread
 
-from chariot_migrate.services.asset_discovery.events import fold_entity
 from chariot_migrate.services.kit import Event
+from chariot_migrate.services.kit.graph.readmodel import fold_entity
 
 PUBLISHES = ("risk.assessed",)
 CONSUMER_GROUP = "risk-assessment"

@@ -9,12 +9,13 @@ from typing import Any
 
 from chariot_migrate.model import keys
 from chariot_migrate.model.capabilities import REGISTRY
+from chariot_migrate.model.errors import bad_request, not_found
 from chariot_migrate.model.requests import RiskAdd, RiskDelete, RiskUpdate
+from chariot_migrate.model.statistics import record_status
 from chariot_migrate.model.status import TRIAGE_STATUSES
-from chariot_migrate.services.asset_discovery.contract import WriteContext, bad_request, not_found, validate
-from chariot_migrate.services.asset_discovery.entity_table import record_status
-from chariot_migrate.services.asset_discovery.ops import run_bulk
-from chariot_migrate.services.asset_discovery.store import PeerSource
+from chariot_migrate.services.kit.graph.bulk import run_bulk
+from chariot_migrate.services.kit.graph.contract import WriteContext, validate
+from chariot_migrate.services.kit.graph.peers import PeerSource
 
 from . import domain
 from .store import RiskStore

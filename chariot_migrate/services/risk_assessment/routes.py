@@ -10,15 +10,18 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from chariot_migrate.model import requests as rq
-from chariot_migrate.services.asset_discovery.contract import WriteContext
-from chariot_migrate.services.asset_discovery.graph_routes import (
+from chariot_migrate.services.kit.graph.contract import WriteContext
+from chariot_migrate.services.kit.graph.routes import (
     GRAPH_QUERY_DOC,
+    KEY_SEARCH_DOC,
     answer_graph_query,
+    answer_key_search,
+    internal_account,
     respond,
     run_write,
 )
-from chariot_migrate.services.common import authenticated, openapi_doc, param
-from chariot_migrate.services.kit import AuthError
+from chariot_migrate.services.kit.openapi import openapi_doc
+from chariot_migrate.services.kit.request import narrowest_prefix, param, prefix_overlaps
 
 router = APIRouter()
 
@@ -54,16 +57,16 @@ async def post_my(request: Request) -> JSONResponse:
     return await answer_graph_query(request, _service(request))
 
 
-async def _internal(request: Request) -> str:
-    who = await authenticated(request)
-    if not who.internal:
-        raise AuthError(403, "Forbidden: internal API")
-    return who.account
+@router.get("/my", openapi_extra=KEY_SEARCH_DOC)
+async def get_my(request: Request) -> JSONResponse:
+    """``GET /my?key=#risk#…`` (routes.yaml)."""
+    service = _service(request)
+    return await answer_key_search(request, lambda term: service.store.risks, service.settings.page_size)
 
 
 @router.get("/internal/api/entity", include_in_schema=False)
 async def internal_entity(request: Request) -> JSONResponse:
-    username = await _internal(request)
+    username = await internal_account(request)
     key = param(request, "key") or ""
     if not key.startswith("#risk#"):
         return respond(404, {"message": f"{key} is not owned by risk-assessment"})
@@ -75,14 +78,18 @@ async def internal_entity(request: Request) -> JSONResponse:
 
 @router.get("/internal/api/entities", include_in_schema=False)
 async def internal_entities(request: Request) -> JSONResponse:
-    username = await _internal(request)
+    """Every entity this service owns under ``prefix`` (risks, bulk-risk jobs): what asset-discovery
+    reads for relationship queries, and reporting for ``GET /my/count`` and report exports."""
+    username = await internal_account(request)
     prefix = param(request, "prefix") or ""
-    if not prefix.startswith("#") or prefix.count("#") < 2:
-        return respond(400, {"message": "query parameter 'prefix' must look like #<kind>#"})
-    if not prefix.startswith("#risk#"):
-        return respond(200, {"items": []})
-    service = _service(request)
-    items = await service.kinds.with_prefix(username, prefix)
-    if items is None:
-        items = await to_thread.run_sync(lambda: service.store.risks.query_all(username, prefix))
+    if not prefix.startswith("#"):
+        return respond(400, {"message": "query parameter 'prefix' must be a key prefix starting with '#'"})
+    store = _service(request).store
+    items: list[dict[str, Any]] = []
+    if prefix_overlaps(prefix, "#risk#"):
+        cached = await _service(request).kinds.with_prefix(username, prefix) if prefix.startswith("#risk#") else None
+        items += cached if cached is not None else await to_thread.run_sync(
+            lambda: store.risks.query_all(username, narrowest_prefix(prefix, "#risk#")))
+    if prefix_overlaps(prefix, "#job#"):
+        items += await to_thread.run_sync(lambda: store.jobs.query_all(username, narrowest_prefix(prefix, "#job#")))
     return respond(200, {"items": items})

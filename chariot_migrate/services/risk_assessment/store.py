@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from chariot_migrate.services.asset_discovery.entity_table import EntityTable
+from chariot_migrate.services.kit.graph.entity_table import EntityTable
 from chariot_migrate.services.kit.repository import TableSpec
 
 SERVICE = "risk-assessment"

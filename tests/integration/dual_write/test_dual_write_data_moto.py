@@ -14,6 +14,7 @@ from uuid import uuid4
 
 import boto3
 import pytest
+from boto3.dynamodb.conditions import Attr
 from moto.server import ThreadedMotoServer
 
 from chariot_migrate.dual_write.data import backfill, repair, verify
@@ -209,3 +210,87 @@ def test_repair_from_new_writes_back_to_legacy(tables):
     assert verify(m, legacy, new).ok
     # Untouched: the other service's items in the legacy table.
     assert sum(1 for i in all_items(legacy) if i["key"].startswith("#asset#")) == 25
+
+
+def _add_widgets(legacy, ids) -> None:
+    with legacy.batch_writer() as bw:
+        for i in ids:
+            bw.put_item(Item={"username": f"u{i % 4}@x.com", "key": f"#widget#{i:03d}", "name": f"w{i}",
+                              "size": Decimal(i) / 2, "updated": "2024-01-01"})
+
+
+def test_a_backfill_after_a_finished_one_copies_exactly_the_new_items(tables, tmp_path):
+    legacy, new = tables
+    seed(legacy, 30)
+    m = WidgetMigration()
+    first = backfill(m, legacy, new, FileCheckpointStore(tmp_path), page_size=10)
+    assert (first.written, first.resumed) == (30, False)
+    _add_widgets(legacy, range(30, 47))  # items added after the pass finished
+    again = backfill(m, legacy, new, FileCheckpointStore(tmp_path), page_size=10)
+    assert (again.written, again.skipped_existing, again.resumed) == (17, 30, False)
+    assert len(all_items(new["widgets"])) == 47 and verify(m, legacy, new).ok
+
+
+@pytest.mark.parametrize("write_mode", ["threads", "transact"])
+def test_counts_after_a_resume_are_exact_when_the_killed_page_was_half_written(tables, tmp_path, write_mode):
+    legacy, new = tables
+    seed(legacy)
+    m = WidgetMigration()
+    store = FileCheckpointStore(tmp_path)
+
+    class Killed(Exception):
+        pass
+
+    def die_after_first_page(p):
+        if not p.done:
+            raise Killed
+
+    with pytest.raises(Killed):
+        backfill(m, legacy, new, store, page_size=15, progress=die_after_first_page, write_mode=write_mode)
+    # The killed run had written part of its second page: the first 6 items, as the backfill maps them…
+    last_key = store.load("backfill-widgets")["segments"]["0"]["last_key"]
+    page = legacy.scan(Limit=15, ExclusiveStartKey=last_key, FilterExpression=Attr("key").begins_with("#widget#"))
+    half = [m.to_new(i) for i in page["Items"][:6] if i["name"] != "unmappable"]
+    for _, item in half:
+        new["widgets"].put_item(Item=item)
+    # … and a dual write had put a newer version of the seventh.
+    seventh = m.to_new(page["Items"][6])[1]
+    new["widgets"].put_item(Item=seventh | {"name": "newer"})
+    res = backfill(m, legacy, new, FileCheckpointStore(tmp_path), page_size=15, write_mode=write_mode)
+    assert res.resumed
+    assert (res.written, res.skipped_existing, res.unmapped, res.scanned) == (59, 1, 1, 61)
+    assert new["widgets"].get_item(Key={"owner": seventh["owner"], "widget_id": seventh["widget_id"]})[
+        "Item"]["name"] == "newer"
+
+
+def test_verify_is_a_resumable_merge_join(tables, tmp_path):
+    legacy, new = tables
+    seed(legacy)
+    m = WidgetMigration()
+    backfill(m, legacy, new, None, segments=2, page_size=7)
+    new["widgets"].delete_item(Key={"owner": "u1@x.com", "widget_id": "001"})
+    new["widgets"].put_item(Item={"owner": "u9@x.com", "widget_id": "900", "name": "orphan", "size": 1})
+    store = FileCheckpointStore(tmp_path / "cp")
+
+    class Killed(Exception):
+        pass
+
+    reads = []
+
+    def die_midway(n, total=None):
+        reads.append(n)
+        if n >= 40 and len(reads) < 20:
+            raise Killed
+
+    with pytest.raises(Killed):
+        verify(m, legacy, new, page_size=5, run_size=10, workdir=tmp_path / "runs", checkpoint_store=store,
+               progress=die_midway)
+    assert store.load("verify-widgets") is not None
+    v = verify(m, legacy, new, page_size=5, run_size=10, workdir=tmp_path / "runs", checkpoint_store=store)
+    assert v.resumed and (v.legacy_items, v.unmapped_legacy, v.new_items) == (60, 1, {"widgets": 60})
+    assert [r.key for r in v.missing_in_new] == [{"owner": "u1@x.com", "widget_id": "001"}]
+    assert [r.legacy_key for r in v.missing_in_legacy] == [{"username": "u9@x.com", "key": "#widget#900"}]
+    assert v.matched == 59 and not v.differing
+    assert store.load("verify-widgets") is None and not list((tmp_path / "runs").iterdir())
+    assert verify(m, legacy, new, segments=3).model_dump(exclude={"elapsed_s"}) == v.model_dump(
+        exclude={"elapsed_s", "resumed"}) | {"resumed": False}

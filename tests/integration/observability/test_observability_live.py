@@ -20,14 +20,15 @@ import time
 import uuid
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parent / "services"))
+import httpx
+import pytest
+from chariot_services_procs import ROOT, clean_redis, moto_estate, service_env
+from conftest import Proc, cli
+from prometheus_client.parser import text_string_to_metric_families
 
-import httpx  # noqa: E402
-import pytest  # noqa: E402
-from chariot_services_procs import ROOT, clean_redis, moto_estate, service_env  # noqa: E402
-from conftest import Proc, cli  # noqa: E402
-from prometheus_client.parser import text_string_to_metric_families  # noqa: E402
+from chariot_migrate.lifecycle import reserve_port
+
+HERE = Path(__file__).resolve().parent
 
 pytestmark = pytest.mark.integration
 
@@ -77,12 +78,14 @@ def wait_for(fn, timeout: float = 15.0):
         time.sleep(0.05)
 
 
+_HELD: list[socket.socket] = []
+
+
 def closed_port() -> int:
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
+    """A port that refuses connections for the whole run: bound here, never listening, so no
+    other process can start listening on it meanwhile."""
+    _HELD.append(reserve_port())
+    return _HELD[-1].getsockname()[1]
 
 
 def samples(text: str) -> dict[str, list[tuple[dict, float]]]:
@@ -164,7 +167,7 @@ def test_one_trace_id_from_proxy_to_service_to_lambda_and_metrics_after_traffic(
 
     # The proxy's access line for that request carries the trace id (and no secret).
     access = wait_for(lambda: [d for d in json_lines(proxy.stderr_lines)
-                               if d.get("msg") == "request" and d.get("trace_id") == TRACE])
+                               if d.get("message") == "request" and d.get("trace_id") == TRACE])
     assert access and access[0]["route"] == "/setting" and access[0]["side"] == "legacy"
     assert access[0]["status"] == 200 and access[0]["correlation_id"] and "duration_ms" in access[0]
     # The shadow copy reached the service, whose request line has the same trace id.
@@ -184,9 +187,9 @@ def test_one_trace_id_from_proxy_to_service_to_lambda_and_metrics_after_traffic(
         return got if ready else {}
 
     got = wait_for(scraped, timeout=30) or samples(httpx.get(admin, headers=auth, timeout=10).text)
-    # Requests with the side label and the design seed's buckets.
+    # Requests with the side label and the buckets from 1 ms.
     assert total(got, "http_request_duration_seconds_count", service="configuration", side="legacy") == 3
-    assert {lbl["le"] for lbl, _ in got["http_request_duration_seconds_bucket"]} >= {"0.005", "10.0", "+Inf"}
+    assert {lbl["le"] for lbl, _ in got["http_request_duration_seconds_bucket"]} >= {"0.001", "0.0025", "0.005", "10.0", "+Inf"}
     # In-flight gauges exist and are back to 0 after the traffic.
     conns = {(lbl["service"], lbl["connection_type"]): v for lbl, v in got["active_connections_total"]}
     assert conns[("configuration", "client")] == 0 and conns[("configuration", "upstream_legacy")] == 0

@@ -6,6 +6,7 @@ from __future__ import annotations
 import shutil
 import socket
 import subprocess
+import tempfile
 import time
 
 import httpx
@@ -20,26 +21,24 @@ version: 1
 bucket_by: [header:account]
 legacy: {{invoker: http, url: "{legacy}"}}
 services:
-  svc: {{phase: 1, url: "{new}"}}
+  svc: {{phase: 1, url: "{new}", dual_write: "on"}}
 routes:
   - {{path: /r, methods: [GET], service: svc}}
 """
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def start_redis(port: int, tmp_path) -> subprocess.Popen:
-    p = subprocess.Popen(["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+def start_redis(path: str, tmp_path) -> subprocess.Popen:
+    """A private Redis on a Unix socket (no TCP port: nothing to pick, nothing another process
+    could take between a stop and a restart)."""
+    p = subprocess.Popen(["redis-server", "--port", "0", "--unixsocket", path, "--save", "",
                           "--appendonly", "no", "--dir", str(tmp_path)], stdout=subprocess.DEVNULL,
                          stderr=subprocess.DEVNULL)
     deadline = time.time() + 10
     while time.time() < deadline:
         try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+            with socket.socket(socket.AF_UNIX) as s:
+                s.settimeout(0.2)
+                s.connect(path)
                 return p
         except OSError:
             time.sleep(0.05)
@@ -51,9 +50,9 @@ def test_proxy_serves_through_a_state_store_outage_and_recovers(tmp_path, start_
     legacy, new = start_echo("legacy"), start_echo("new")
     routes = tmp_path / "routes.yaml"
     routes.write_text(ROUTES.format(legacy=legacy.url, new=new.url))
-    port = free_port()
-    url = f"redis://127.0.0.1:{port}/0"
-    redis = start_redis(port, tmp_path)
+    sock_path = tempfile.mkdtemp(prefix="chariot-redis-") + "/redis.sock"  # short: sun_path is ~107 bytes
+    url = f"unix://{sock_path}?db=0"
+    redis = start_redis(sock_path, tmp_path)
     try:
         proxy = start_proxy(routes, state=url)
         admin = f"http://127.0.0.1:{proxy.info['admin_port']}"
@@ -78,7 +77,7 @@ def test_proxy_serves_through_a_state_store_outage_and_recovers(tmp_path, start_
         bad = shift("0")
         assert bad.returncode == 1 and "unavailable" in bad.stderr and "Traceback" not in bad.stderr
 
-        redis = start_redis(port, tmp_path)  # same port, empty: the store starts over
+        redis = start_redis(sock_path, tmp_path)  # same socket, empty: the store starts over
         deadline = time.time() + 10
         while httpx.get(admin + "/ready", timeout=5).status_code != 200:
             assert time.time() < deadline, "the proxy did not notice the store came back"

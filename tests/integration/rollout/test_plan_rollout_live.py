@@ -17,6 +17,7 @@ import httpx
 import pytest
 import yaml
 from conftest import Proc, cli
+from conftest import eventually as wait_for
 
 from chariot_migrate.rollout.store import open_state_store
 
@@ -27,8 +28,8 @@ version: 1
 bucket_by: [header:account]
 legacy: {{invoker: http, url: "{legacy}"}}
 services:
-  first: {{phase: 1, url: "{new}", slo: {{p95_ms: 1000}}}}
-  second: {{phase: 2, url: "{new}"}}
+  first: {{phase: 1, url: "{new}", slo: {{p95_ms: 1000}}, dual_write: "on"}}
+  second: {{phase: 2, url: "{new}", dual_write: "on"}}
 routes:
   - {{path: /items, methods: [GET], service: first}}
   - {{path: /other, methods: [GET], service: second}}
@@ -131,16 +132,6 @@ def start_rollout(tmp_path: Path, service: str, max_ticks: int) -> subprocess.Po
                             cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
-def wait_for(pred, timeout: float, what: str, every: float = 0.1):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        v = pred()
-        if v:
-            return v
-        time.sleep(every)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 def history(tmp_path: Path, service: str):
     store = open_state_store(state_url(tmp_path))
     try:
@@ -205,7 +196,8 @@ def test_healthy_side_is_promoted_through_every_step_and_the_approval_step_waits
     first = next(h for n, h in http.items() if n.startswith("first"))
     assert first["route"] == [{"destination": {"host": "first"}, "weight": 100}]
     envoy = json.loads(run(tmp_path, "routes", "export", "--format", "envoy").stdout)
-    assert envoy["virtual_hosts"][0]["routes"][0]["route"]["weighted_clusters"]["clusters"] == [
+    first_envoy = next(r for r in envoy["virtual_hosts"][0]["routes"] if r["name"].startswith("first"))
+    assert first_envoy["route"]["weighted_clusters"]["clusters"] == [
         {"name": "first", "weight": 10000}]
 
 
@@ -221,7 +213,7 @@ def test_error_jump_at_25_percent_is_rolled_back_within_one_interval(tmp_path, l
                      "the hold before 50 %")
             fail.write_text("boom")
             broke = time.time()
-            wait_for(lambda: percent(tmp_path, "first") < 25, 10, "the rollback", every=0.05)
+            wait_for(lambda: percent(tmp_path, "first") < 25, 10, "the rollback", interval=0.05)
             took = time.time() - broke
         finally:
             ctl.terminate()
@@ -263,7 +255,7 @@ def test_too_few_samples_hold_instead_of_promoting(tmp_path, live):
     assert len(holds) == 1, log  # recorded once, although the measured count changed every tick
     assert "samples:" in holds[0].reason and "threshold >= 20" in holds[0].reason
     r = run(tmp_path, "advance", "first", check=False)
-    assert r.returncode == 2 and "samples" in r.stdout
+    assert r.returncode == 3 and "samples" in r.stdout
 
 
 def test_phase_order_violation_is_refused_without_force(tmp_path):
@@ -271,14 +263,14 @@ def test_phase_order_violation_is_refused_without_force(tmp_path):
                                                         extra_step_gates=""))
     assert "shadow" in run(tmp_path, "advance", "second").stdout  # shadowing is always allowed
     r = run(tmp_path, "advance", "second", check=False)
-    assert r.returncode == 2 and "earlier phase unfinished: first (phase 1) is at 0%" in r.stdout
+    assert r.returncode == 3 and "earlier phase unfinished: first (phase 1) is at 0%" in r.stdout
     r = run(tmp_path, "shift", "second", "5", check=False)
     assert r.returncode == 1 and "cannot leave shadow while an earlier phase is unfinished" in r.stderr
     r = run(tmp_path, "advance", "second", "--force", check=False)
     assert r.returncode == 1 and "--force needs a --reason" in r.stderr
     # forced: the phase order no longer blocks, the gates still do (no traffic here)
     r = run(tmp_path, "advance", "second", "--force", "--reason", "first is blocked on a vendor", check=False)
-    assert r.returncode == 2 and "earlier phase" not in r.stdout and "samples" in r.stdout
+    assert r.returncode == 3 and "earlier phase" not in r.stdout and "samples" in r.stdout
     run(tmp_path, "shift", "second", "5", "--force", "--reason", "first is blocked on a vendor")
     h = history(tmp_path, "second")[-1]
     assert h.action == "shift (forced)" and h.reason == "first is blocked on a vendor"

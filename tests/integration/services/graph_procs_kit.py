@@ -5,15 +5,15 @@ from __future__ import annotations
 
 import json
 import os
-import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import boto3
 import redis
+from conftest import eventually  # noqa: F401  (the process tests call kit.eventually)
 from moto.server import ThreadedMotoServer
 
 from chariot_migrate.legacy import resources
@@ -52,15 +52,6 @@ def env_for(estate: dict[str, Any], prefix: str, **extra: str) -> dict[str, str]
 
 def headers(key: SigningKey, principal: str, **extra: str) -> dict[str, str]:
     return {"authorization": f"Bearer {tokens.issue(principal, key)}", **extra}
-
-
-def eventually(check: Callable[[], Any], timeout: float = 10.0) -> Any:
-    deadline = time.time() + timeout
-    while True:
-        result = check()
-        if result or time.time() > deadline:
-            return result
-        time.sleep(0.1)
 
 
 def clean_redis(prefix: str) -> None:

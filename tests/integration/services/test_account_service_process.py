@@ -3,18 +3,14 @@ and Redis: API key → token, tokens from the legacy key, collaborators, members
 
 from __future__ import annotations
 
-import sys
 import uuid
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).parent))
+import httpx
+import pytest
+from chariot_services_procs import ROOT, bearer, clean_redis, moto_estate, service_env, stream_events
+from conftest import Proc, cli
 
-import httpx  # noqa: E402
-import pytest  # noqa: E402
-from chariot_services_procs import ROOT, bearer, clean_redis, moto_estate, service_env, stream_events  # noqa: E402
-from conftest import Proc, cli  # noqa: E402
-
-from chariot_migrate.model import tokens  # noqa: E402
+from chariot_migrate.model import tokens
 
 pytestmark = pytest.mark.integration
 

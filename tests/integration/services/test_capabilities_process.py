@@ -28,8 +28,8 @@ def test_capabilities_process_runs_jobs_through_peers(estate, procs):
     env = kit.env_for(estate, prefix)
     try:
         names = ("asset-discovery", "risk-assessment", "capabilities")
-        ports = {n: svc_c_procs.free_port() for n in names}
-        url = {n: f"http://127.0.0.1:{ports[n]}" for n in names}
+        ports = svc_c_procs.listeners(names)
+        url = svc_c_procs.urls(ports)
         started = svc_c_procs.start_all({
             "asset-discovery": {},
             "risk-assessment": {"CHARIOT_RISK_ASSESSMENT_ASSET_DISCOVERY_URL": url["asset-discovery"]},

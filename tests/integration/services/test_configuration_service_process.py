@@ -5,20 +5,16 @@ process's FlagCache through config.changed on Redis Streams."""
 from __future__ import annotations
 
 import asyncio
-import sys
 import uuid
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).parent))
+import httpx
+import pytest
+import redis.asyncio as aioredis
+from chariot_services_procs import REDIS_URL, ROOT, bearer, clean_redis, moto_estate, service_env
+from conftest import Proc, cli
 
-import httpx  # noqa: E402
-import pytest  # noqa: E402
-import redis.asyncio as aioredis  # noqa: E402
-from chariot_services_procs import REDIS_URL, ROOT, bearer, clean_redis, moto_estate, service_env  # noqa: E402
-from conftest import Proc, cli  # noqa: E402
-
-from chariot_migrate.services.common import FlagCache  # noqa: E402
-from chariot_migrate.services.kit import RedisStreamsBus  # noqa: E402
+from chariot_migrate.services.kit import RedisStreamsBus
+from chariot_migrate.services.kit.flags import FlagCache
 
 pytestmark = pytest.mark.integration
 

@@ -49,8 +49,8 @@ def stack():
         prefix = f"it{uuid.uuid4().hex[:8]}-"
         env = kit.env_for(estate, prefix)
         names = ("asset-discovery", "risk-assessment", "notification", "integration-hub", "reporting", "account")
-        ports = {n: svc_c_procs.free_port() for n in names}
-        url = {n: f"http://127.0.0.1:{ports[n]}" for n in names}
+        ports = svc_c_procs.listeners(names)
+        url = svc_c_procs.urls(ports)
         specs = {
             "asset-discovery": {},
             "risk-assessment": {"CHARIOT_RISK_ASSESSMENT_ASSET_DISCOVERY_URL": url["asset-discovery"]},

@@ -5,22 +5,18 @@ explain it; a write made around the service is seen once `data backfill`'s flush
 
 from __future__ import annotations
 
-import sys
 import time
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).parent))
+import boto3
+import httpx
+import pytest
+from chariot_services_procs import REDIS_URL, ROOT, bearer, clean_redis, moto_estate, service_env
+from conftest import Proc, cli
 
-import boto3  # noqa: E402
-import httpx  # noqa: E402
-import pytest  # noqa: E402
-from chariot_services_procs import REDIS_URL, ROOT, bearer, clean_redis, moto_estate, service_env  # noqa: E402
-from conftest import Proc, cli  # noqa: E402
-
-from chariot_migrate.services.read_cache import flush_service_cache  # noqa: E402
+from chariot_migrate.services.kit.read_cache import flush_service_cache
 
 pytestmark = pytest.mark.integration
 LONG_TTLS = {"CACHE_L1_TTL_SECONDS": "300", "CACHE_L2_TTL_SECONDS": "300"}

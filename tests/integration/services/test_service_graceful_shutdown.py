@@ -11,22 +11,19 @@ from __future__ import annotations
 import json
 import signal
 import socket
-import sys
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).parent))
-
-import boto3  # noqa: E402
-import httpx  # noqa: E402
-import pytest  # noqa: E402
-import redis  # noqa: E402
-import svc_c_procs  # noqa: E402
-from chariot_services_procs import REDIS_URL, ROOT, bearer, clean_redis, moto_estate, service_env  # noqa: E402
-from conftest import Proc, cli  # noqa: E402
-from slow_relay import SlowRelay  # noqa: E402
+import boto3
+import httpx
+import pytest
+import redis
+import svc_c_procs
+from chariot_services_procs import REDIS_URL, ROOT, bearer, clean_redis, moto_estate, service_env
+from conftest import Proc, cli
+from slow_relay import SlowRelay
 
 pytestmark = pytest.mark.integration
 
@@ -117,8 +114,8 @@ def test_sigterm_finishes_the_jobs_already_queued(estate, relay, procs):
 
     prefix = f"it{uuid.uuid4().hex[:8]}-"
     names = ("asset-discovery", "risk-assessment", "capabilities")
-    ports = {n: svc_c_procs.free_port() for n in names}
-    url = {n: f"http://127.0.0.1:{ports[n]}" for n in names}
+    ports = svc_c_procs.listeners(names)
+    url = svc_c_procs.urls(ports)
     try:
         started = svc_c_procs.start_all({
             "asset-discovery": {},

@@ -9,25 +9,22 @@ service token for ``/internal/api/*``), then a few without any token.
 from __future__ import annotations
 
 import base64
-import sys
 import uuid
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).parent))
+import httpx
+import pytest
+import schemathesis
+from chariot_services_procs import clean_redis, moto_estate, service_env
+from fastapi import FastAPI
+from schemathesis import APIOperation, GenerationMode
+from schemathesis.python import asgi as st_asgi
+from schemathesis_driver import fuzz
+from svc_c_procs import listeners, start_all
+from svc_c_procs import urls as urls_of
 
-import httpx  # noqa: E402
-import pytest  # noqa: E402
-import schemathesis  # noqa: E402
-from chariot_services_procs import clean_redis, moto_estate, service_env  # noqa: E402
-from fastapi import FastAPI  # noqa: E402
-from schemathesis import APIOperation, GenerationMode  # noqa: E402
-from schemathesis.python import asgi as st_asgi  # noqa: E402
-from schemathesis_driver import fuzz  # noqa: E402
-from svc_c_procs import free_port, start_all  # noqa: E402
-
-from chariot_migrate.model import tokens  # noqa: E402
+from chariot_migrate.model import tokens
 
 pytestmark = pytest.mark.integration
 
@@ -38,7 +35,7 @@ PUBLIC_PATHS = ("/health", "/ready", "/metrics", "/token", "/.well-known/jwks.js
 
 def _account(estate: dict[str, Any], prefix: str) -> FastAPI:
     from chariot_migrate.services.account.app import create_app
-    from chariot_migrate.services.common import ChariotSettings
+    from chariot_migrate.services.kit.settings import ChariotSettings
 
     return create_app(ChariotSettings(service_name="account", **_common(estate, prefix)))
 
@@ -90,8 +87,8 @@ def _reporting(estate: dict[str, Any], prefix: str) -> FastAPI:
 
 
 def _configuration(estate: dict[str, Any], prefix: str) -> FastAPI:
-    from chariot_migrate.services.common import ChariotSettings
     from chariot_migrate.services.configuration.app import create_app
+    from chariot_migrate.services.kit.settings import ChariotSettings
 
     return create_app(ChariotSettings(service_name="configuration", **_common(estate, prefix)))
 
@@ -125,8 +122,8 @@ def estate() -> Iterator[dict[str, Any]]:
 
         def peers() -> dict[str, str]:
             if not started:
-                ports = {name: free_port() for name in PEER_SERVICES}
-                urls = {name: f"http://127.0.0.1:{port}" for name, port in ports.items()}
+                ports = listeners(PEER_SERVICES)
+                urls = urls_of(ports)
                 env = service_env(e, prefix, EVENT_BUS="inprocess")
                 specs = {"asset-discovery": {"RISK_ASSESSMENT_URL": urls["risk-assessment"]},
                          "risk-assessment": {"ASSET_DISCOVERY_URL": urls["asset-discovery"]},

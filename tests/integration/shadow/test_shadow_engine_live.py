@@ -149,7 +149,9 @@ async def test_real_difference_rate_noise_and_order(upstreams, tmp_path):
 
     report = build_report(store)
     item = report.route("catalog", "GET /item")
-    assert item.pairs == 1500 and item.aa_pairs == 300
+    # A second primary call that timed out on a loaded machine is no A/A evidence and is left out.
+    assert item.pairs == 1500 and 100 <= item.aa_pairs <= 300
+    assert item.aa_pairs == 300 or engine.stats["noise_sample_errors"] > 0
     by_path = {s.path: s for s in item.signatures}
     price = by_path["$.price"]
     assert price.classification == "difference"

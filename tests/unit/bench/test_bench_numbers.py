@@ -2,18 +2,13 @@
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from rich.console import Console
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[3]))  # bench/ is not an installed package
-
-from bench.profile import parse_collapsed, summarise_collapsed  # noqa: E402
-from bench.report import (  # noqa: E402
+from bench.profile import parse_collapsed, summarise_collapsed
+from bench.report import (
     BenchReport,
     Machine,
     compute_ratios,
@@ -22,8 +17,8 @@ from bench.report import (  # noqa: E402
     render_table,
     scenario_result,
 )
-from bench.scenarios import GOALS, Scenario, all_scenarios, select_scenarios  # noqa: E402
-from bench.stats import LoadResult, median_round, percentile, summarise  # noqa: E402
+from bench.scenarios import GOALS, Scenario, all_scenarios, select_scenarios
+from bench.stats import LoadResult, median_round, percentile, summarise
 
 latencies = st.lists(st.floats(min_value=0, max_value=1e7, allow_nan=False), min_size=1, max_size=300)
 

@@ -14,9 +14,10 @@ REPO = Path(__file__).resolve().parents[3]
 DASHBOARD = REPO / "deploy" / "grafana" / "chariot-migrate.json"
 EXPECTED = REPO / "deploy" / "grafana" / "EXPECTED_METRICS.md"
 
-_METRIC_TYPES = ("Counter", "Histogram", "Gauge", "Summary")
+_METRIC_TYPES = ("Counter", "Histogram", "Gauge", "Summary", "CounterMetricFamily", "GaugeMetricFamily")
 _SUFFIXES = {"Counter": ("_total", "_created"), "Histogram": ("_bucket", "_count", "_sum", "_created"),
-             "Summary": ("_count", "_sum", "_created"), "Gauge": ("",)}
+             "Summary": ("_count", "_sum", "_created"), "Gauge": ("",),
+             "CounterMetricFamily": ("_total",), "GaugeMetricFamily": ("",)}
 PROMQL_WORDS = {"by", "without", "on", "ignoring", "group_left", "group_right", "bool", "and", "or", "unless",
                 "offset", "inf", "nan", "le"}
 
@@ -37,7 +38,7 @@ def _definitions(source: str) -> list[tuple[str, str, set[str]]]:
         if not (isinstance(first, ast.Constant) and isinstance(first.value, str)):
             continue
         labels_node = node.args[2] if len(node.args) > 2 else next(
-            (k.value for k in node.keywords if k.arg == "labelnames"), None)
+            (k.value for k in node.keywords if k.arg in ("labelnames", "labels")), None)
         labels = set()
         if isinstance(labels_node, ast.List | ast.Tuple):
             labels = {e.value for e in labels_node.elts if isinstance(e, ast.Constant)}
@@ -50,7 +51,7 @@ def exported_metrics(root: Path = REPO / "chariot_migrate") -> dict[str, set[str
     out: dict[str, set[str]] = {}
     for path in root.rglob("*.py"):
         for kind, name, label_set in _definitions(path.read_text()):
-            base = name.removesuffix("_total") if kind == "Counter" else name
+            base = name.removesuffix("_total") if kind in ("Counter", "CounterMetricFamily") else name
             for suffix in _SUFFIXES[kind]:
                 extra = {"le"} if suffix == "_bucket" else set()
                 out.setdefault(base + suffix, set()).update(label_set | extra)
@@ -92,8 +93,13 @@ def dashboard() -> dict:
     return json.loads(DASHBOARD.read_text())
 
 
+def known_metrics() -> dict[str, set[str]]:
+    return exported_metrics()
+
+
 def all_exprs(dashboard: dict) -> list[str]:
     exprs = [t["expr"] for p in dashboard["panels"] for t in p.get("targets", [])]
+    exprs += [a["expr"] for a in dashboard["annotations"]["list"] if "expr" in a]
     for var in dashboard["templating"]["list"]:
         if var["type"] == "query":
             exprs.append(re.sub(r"label_values\((\w+),\s*\w+\)", r"\1", var["query"]["query"]))
@@ -126,7 +132,7 @@ def test_dashboard_covers_the_rollout_story(dashboard: dict) -> None:
 
 
 def test_every_metric_in_the_dashboard_is_exported_by_the_code(dashboard: dict) -> None:
-    known = exported_metrics()
+    known = known_metrics()
     assert "proxy_requests_total" in known and "http_request_duration_seconds_bucket" in known
     used = set()
     for expr in all_exprs(dashboard):
@@ -166,6 +172,31 @@ def test_expected_metrics_are_not_yet_in_the_dashboard(dashboard: dict) -> None:
     expected = set(re.findall(r"`([a-z_]+(?:_total|_pending|_letters|_state|_ratio|_seconds|_percent|_stage))`",
                               EXPECTED.read_text()))
     assert {"dual_write_outbox_pending", "shadow_comparisons_total"} <= expected
-    known = set(exported_metrics())
+    known = set(known_metrics())
     used = set().union(*(metric_names(e) for e in all_exprs(dashboard)))
     assert not ((expected & used) - known), "a panel uses a metric that is still only expected"
+
+
+def test_backlog_is_not_multiplied_by_the_proxy_replicas(dashboard: dict) -> None:
+    # every proxy pod reports the one shared outbox: collapse pods with max, then add services
+    exprs = [e for e in all_exprs(dashboard) if "dual_write_outbox_pending" in e or "dual_write_dead_letters" in e]
+    assert len(exprs) == 2
+    for e in exprs:
+        assert re.search(r"max by \(service, direction\) \(dual_write_(outbox_pending|dead_letters)\{", e), e
+        assert not re.search(r"sum by \([^)]*\) \(dual_write_", e), e
+
+
+def test_target_split_and_annotations_for_every_shift_rollback_and_approval(dashboard: dict) -> None:
+    targets = [t["expr"] for p in dashboard["panels"] for t in p.get("targets", [])]
+    assert any(e.startswith("max by (service) (migration_target_percent{") for e in targets)
+    anns = {a["name"]: a for a in dashboard["annotations"]["list"] if "expr" in a}
+    actions = {re.search(r'action="(\w+)"', a["expr"]).group(1) for a in anns.values()}
+    assert actions == {"shift", "rollback", "approve"}
+    for a in anns.values():
+        assert a["enable"] and a["datasource"]["type"] == "prometheus"
+        assert "migration_changes_total" in a["expr"] and 'service=~"$service"' in a["expr"]
+    # the controller exports the counter the annotations read, with those actions
+    from chariot_migrate.rollout.cluster import CHANGE_ACTIONS
+
+    assert set(CHANGE_ACTIONS) == actions
+    assert exported_metrics()["migration_changes_total"] == {"service", "action"}

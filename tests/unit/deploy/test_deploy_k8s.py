@@ -178,7 +178,9 @@ def test_proxy_and_eight_services_each_have_deployment_service_and_hpa() -> None
     for name, port in SERVICE_PORTS.items():
         container = deployments[name]["spec"]["template"]["spec"]["containers"][0]
         assert container["args"] == ["service", name]
-        assert container["ports"] == [{"name": "http", "containerPort": port, "protocol": "TCP"}]
+        # The first port is the HTTP API; asset-discovery also serves gRPC (its own test below).
+        assert container["ports"][0] == {"name": "http", "containerPort": port, "protocol": "TCP"}
+        assert [p["name"] for p in container["ports"]] == (["http", "grpc"] if name == "asset-discovery" else ["http"])
         assert services[name]["spec"]["ports"][0]["port"] == port
     proxy = deployments["proxy"]["spec"]["template"]["spec"]["containers"][0]
     assert proxy["args"] == ["proxy"]
@@ -374,3 +376,86 @@ def test_overlays_differ_in_image_replicas_and_resources() -> None:
         for d in by_kind(objs, "Deployment").values():
             for c in d["spec"]["template"]["spec"]["containers"]:
                 assert c["image"] != "chariot-migrate", "the images transformer must set every app image"
+
+
+# ---------------------------------------------------------------------------------------------
+# the rollout controller
+
+
+def test_controller_runs_two_replicas_one_leader_with_probes_and_no_kubernetes_api() -> None:
+    objs = base_objects()
+    dep = by_kind(objs, "Deployment")["controller"]
+    assert dep["spec"]["replicas"] == 2  # one leads through the Redis lease, the other waits
+    spec = dep["spec"]["template"]["spec"]
+    c = spec["containers"][0]
+    assert c["args"][0] == "controller"
+    ports = {p["name"]: p["containerPort"] for p in c["ports"]}
+    # the entrypoint's default health port is the one the probes and the Service use
+    entry = (REPO / "deploy" / "entrypoint.sh").read_text()
+    assert '--health-port "${CHARIOT_CONTROLLER_PORT:-8002}"' in entry and ports == {"health": 8002}
+    assert c["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "health"}
+    assert c["readinessProbe"]["httpGet"] == {"path": "/ready", "port": "health"}
+    assert c["startupProbe"]["httpGet"]["path"] == "/healthz"
+    # RBAC-free: no token mounted, no Role/RoleBinding shipped
+    assert spec["automountServiceAccountToken"] is False
+    assert not {"Role", "RoleBinding", "ClusterRole", "ClusterRoleBinding"} & {o["kind"] for o in objs}
+    # Redis credentials from a Secret (optional: the base Redis has none), the store from the ConfigMap
+    env = env_of(c)
+    for name, key in (("CHARIOT_MIGRATE_REDIS_PASSWORD", "password"), ("CHARIOT_MIGRATE_REDIS_TLS", "tls")):
+        ref = env[name]["valueFrom"]["secretKeyRef"]
+        assert ref == {"name": "chariot-migrate-redis", "key": key, "optional": True}
+    cm = yaml.safe_load((BASE / "kustomization.yaml").read_text())["configMapGenerator"]
+    literals = next(g for g in cm if g["name"] == "chariot-migrate-env")["literals"]
+    assert "CHARIOT_MIGRATE_STATE=redis://redis:6379/0" in literals
+    assert {"configMapRef": {"name": "chariot-migrate-env"}} in c["envFrom"]
+    svc = by_kind(objs, "Service")["controller"]
+    assert svc["spec"]["selector"] == {"app.kubernetes.io/name": "controller"}
+
+
+def test_controller_network_policies_allow_redis_prometheus_and_scrapes_only() -> None:
+    pol = _policies()
+    out = pol["controller-egress"]["spec"]["egress"]
+    assert [r["ports"] for r in out] == [[{"protocol": "TCP", "port": 6379}], [{"protocol": "TCP", "port": 9090}]]
+    assert not any("ipBlock" in peer for r in out for peer in r["to"])  # no AWS, no API server
+    inn = pol["controller-ingress"]["spec"]["ingress"]
+    assert inn[0]["ports"] == [{"protocol": "TCP", "port": "health"}]
+
+
+def test_cluster_routes_share_one_outbox() -> None:
+    # the controller's backlog gate must read the outbox every proxy replica writes
+    doc = yaml.safe_load((BASE / "routes.yaml").read_text())
+    assert doc["dual_write"]["outbox"] == "redis://redis:6379/0"
+
+
+def test_every_app_pod_takes_redis_credentials_from_the_optional_secret() -> None:
+    for name, spec in pod_specs(base_objects()):
+        if name == "redis":
+            continue
+        env = env_of(spec["containers"][0])
+        for var, key in (("CHARIOT_MIGRATE_REDIS_PASSWORD", "password"), ("CHARIOT_MIGRATE_REDIS_USERNAME", "username"),
+                         ("CHARIOT_MIGRATE_REDIS_TLS", "tls")):
+            assert env[var]["valueFrom"]["secretKeyRef"] == {"name": "chariot-migrate-redis", "key": key,
+                                                             "optional": True}, (name, var)
+
+
+def test_asset_discovery_grpc_port_is_named_and_reached_only_by_risk_assessment() -> None:
+    objs = base_objects()
+    container = by_kind(objs, "Deployment")["asset-discovery"]["spec"]["template"]["spec"]["containers"][0]
+    assert {"name": "grpc", "containerPort": 9112, "protocol": "TCP"} in container["ports"]
+    assert {"name": "CHARIOT_ASSET_DISCOVERY_GRPC_ADDRESS", "value": "0.0.0.0:9112"} in container["env"]
+    service_ports = by_kind(objs, "Service")["asset-discovery"]["spec"]["ports"]
+    assert any(p["name"] == "grpc" and p["targetPort"] == "grpc" and p["port"] == 9112 for p in service_ports)
+    caller = by_kind(objs, "Deployment")["risk-assessment"]["spec"]["template"]["spec"]["containers"][0]
+    assert {"name": "ASSET_DISCOVERY_GRPC", "value": "asset-discovery:9112"} in caller["env"]
+    pol = _policies()
+    # Which policies open the grpc port at all: only this one, and only from risk-assessment.
+    opening = {name for name, p in pol.items() for rule in p["spec"].get("ingress", [])
+               for port in rule.get("ports", []) if port["port"] in ("grpc", 9112)}
+    assert opening == {"asset-discovery-grpc-ingress"}
+    rule = pol["asset-discovery-grpc-ingress"]["spec"]
+    assert rule["podSelector"] == {"matchLabels": {"app.kubernetes.io/name": "asset-discovery"}}
+    assert rule["ingress"] == [{"from": [{"podSelector": {"matchLabels": {"app.kubernetes.io/name": "risk-assessment"}}}],
+                                "ports": [{"protocol": "TCP", "port": "grpc"}]}]
+    egress = pol["risk-assessment-grpc-egress"]["spec"]
+    assert egress["podSelector"] == {"matchLabels": {"app.kubernetes.io/name": "risk-assessment"}}
+    assert egress["egress"][0]["ports"] == [{"protocol": "TCP", "port": 9112}]

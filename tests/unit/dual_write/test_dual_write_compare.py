@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from decimal import Decimal
 
 import pytest
@@ -9,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from chariot_migrate.dual_write.compare import diff_items, normalise
-from chariot_migrate.dual_write.data import redact
+from chariot_migrate.dual_write.data import DifferingItem, KeyRef, VerifyResult, report
 from chariot_migrate.dual_write.migration import (
     FileCheckpointStore,
     RateLimiter,
@@ -32,10 +33,17 @@ def test_diff_kinds():
     assert diffs == {"a": "type", "b": "missing", "d": "extra", "c[1]": "value"}
 
 
-def test_redact_masks_secret_looking_fields():
-    assert redact({"name": "k", "secret": "s", "nested": [{"apiKey": "x", "ok": 1}]}) == {
-        "name": "k", "secret": "***", "nested": [{"apiKey": "***", "ok": 1}]
-    }
+def test_verify_report_redacts_secret_fields_and_credential_key_segments():
+    pin = "s3cr3tpin42"
+    hook = {"username": "me@x.com", "key": f"#account#me@x.com#hook#{pin}"}
+    result = VerifyResult(service="notification",
+                          missing_in_new=[KeyRef(table="t", key=hook, legacy_key=hook)],
+                          differing=[DifferingItem(ref=KeyRef(table="t", key={"id": "1"}, legacy_key={"id": "1"}),
+                                                   fields=["secret"], examples=[])])
+    doc = report(result)
+    assert pin not in json.dumps(doc)
+    assert doc["missing_in_new"][0]["key"]["key"].startswith("#account#me@x.com#hook#")
+    assert doc["ok"] is False and doc["differing"][0]["fields"] == ["secret"]
 
 
 _values = st.recursive(

@@ -16,13 +16,19 @@ from chariot_migrate.dual_write.redis_outbox import RedisOutbox
 from chariot_migrate.dual_write.sqlite_outbox import SQLiteOutbox
 
 
-@pytest.fixture(params=["sqlite", "redis"])
-async def outbox(request, tmp_path):
+@pytest.fixture(params=["sqlite", "redis", "redis-declared-keys"])
+async def outbox(request, tmp_path, monkeypatch):
     if request.param == "sqlite":
         ob = SQLiteOutbox(tmp_path / "outbox.db")
         yield ob
         await ob.aclose()
     else:
+        if request.param == "redis-declared-keys":  # the same contract with every script's keys checked
+            from test_redis_outbox_cluster_keys import GUARD
+
+            from chariot_migrate.dual_write import redis_outbox
+
+            monkeypatch.setattr(redis_outbox, "SCRIPTS", {k: GUARD + v for k, v in redis_outbox.SCRIPTS.items()})
         ob = RedisOutbox("redis://127.0.0.1:6379/0", prefix=f"test:{uuid4().hex}:")
         yield ob
         await ob.delete_all()

@@ -150,7 +150,7 @@ def test_metrics_use_route_templates_and_buckets():
     assert line in text
     assert "/asset/one" not in text
     assert 'endpoint="<unmatched>"' in text
-    assert 'le="0.005"' in text and 'le="10.0"' in text and 'le="2.5"' in text
+    assert 'le="0.001"' in text and 'le="0.0025"' in text and 'le="0.005"' in text and 'le="10.0"' in text
     assert 'active_connections_total{connection_type="http",service="unit"}' in text
 
 

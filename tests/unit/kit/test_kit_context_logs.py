@@ -5,6 +5,8 @@ import logging
 from hypothesis import given
 from hypothesis import strategies as st
 
+from chariot_migrate.redact import redact_text
+from chariot_migrate.redact import redact_value as redact
 from chariot_migrate.services.kit.context import (
     TraceContext,
     accept_correlation_id,
@@ -13,7 +15,7 @@ from chariot_migrate.services.kit.context import (
     parse_traceparent,
     trace_context_var,
 )
-from chariot_migrate.services.kit.logs import JsonFormatter, redact, redact_text
+from chariot_migrate.services.kit.logs import JsonFormatter
 
 hex_str = lambda n: st.text("0123456789abcdef", min_size=n, max_size=n)  # noqa: E731
 

@@ -8,9 +8,7 @@ from chariot_migrate.services.kit.events import (
     Event,
     InProcessBus,
     InvalidEventError,
-    MemoryProcessedStore,
     SchemaRegistry,
-    idempotent,
 )
 
 GOOD = {
@@ -128,28 +126,6 @@ async def test_in_process_bus_retries_then_dead_letters():
     await bus.stop()
     assert attempts == {"ok": 2, "poison": 3}
     assert len(bus.dead_letters) == 1 and "failed 3 times" in bus.dead_letters[0].reason
-
-
-async def test_idempotent_wrapper_applies_each_event_once():
-    store = MemoryProcessedStore()
-    applied = []
-
-    async def handler(e):
-        applied.append(e.id)
-
-    once = idempotent(handler, store)
-    e = Event.new("user.action", "a@x", GOOD["user.action"])
-    await asyncio.gather(once(e))
-    await once(e)  # redelivery
-    assert applied == [e.id]
-
-    async def failing(e):
-        raise RuntimeError("no")
-
-    e2 = Event.new("user.action", "a@x", GOOD["user.action"])
-    with pytest.raises(RuntimeError):
-        await idempotent(failing, store)(e2)
-    assert not await store.is_processed(e2.id)  # a failed attempt is not remembered
 
 
 async def test_in_process_bus_stop_handles_what_is_queued_first():

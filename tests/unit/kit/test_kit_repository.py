@@ -162,21 +162,3 @@ def test_cursor_encoding_round_trips(account, key):
     assert decode_cursor(encode_cursor(lek)) == lek
     cursor = encode_cursor(lek)
     assert set(cursor) <= set(string.ascii_letters + string.digits + "-_")  # safe in a query string
-
-
-async def test_table_processed_store_remembers_event_ids(repo):
-    from chariot_migrate.services.kit.events import Event, TableProcessedStore, idempotent
-
-    store = TableProcessedStore(repo, group="risk")
-    applied = []
-
-    async def handler(e):
-        applied.append(e.id)
-
-    once = idempotent(handler, store)
-    e = Event.new("user.action", "a@x", {"actor": "a@x", "action": "login"})
-    await once(e)
-    await once(e)
-    assert applied == [e.id]
-    item = repo.get("#processed#risk", f"#event#{e.id}")
-    assert item is not None and item["ttl"] > 0

@@ -406,3 +406,27 @@ def test_mangum_round_trip_equals_direct_asgi(req: HttpRequest, fmt: str) -> Non
     assert sorted(v for k, v in via_lambda.headers if k == "set-cookie") == sorted(
         direct.headers.get_list("set-cookie")
     )
+
+
+@pytest.mark.parametrize(("raw", "pin"), [("/chariot/hook/p/pin%23zz", "pin#zz"), ("/chariot/hook/p/x%3F%40y", "x?@y"),
+                                          ("/chariot/hook/p/%E2%82%AC%25", "€%")])
+def test_events_carry_what_api_gateway_makes_of_a_raw_path(raw, pin):
+    """Issue 15 item 7: v1 ``path`` and ``pathParameters`` decoded, v2 ``rawPath`` as sent."""
+    from chariot_migrate.routes.matcher import RequestView, RouteTable, split_raw_path
+    from chariot_migrate.routes.models import RoutesFile
+
+    cfg = RoutesFile.model_validate({"legacy": {"invoker": "http", "url": "http://x"}, "stage_prefix": "/chariot",
+                                     "services": {"s": {"phase": 1}},
+                                     "routes": [{"path": "/hook/{principal}/{pin}", "methods": ["PUT"], "service": "s"}]})
+    rp, problem = split_raw_path(raw, "/chariot")
+    assert problem is None
+    match = RouteTable(cfg).match(RequestView("PUT", rp.path))
+    req = HttpRequest("PUT", rp.path, raw_path=rp.raw, route_template=match.route.template,
+                      path_params=match.path_params, stage="chariot")
+    v1 = build_v1_event(req)
+    assert v1["path"] == f"/hook/p/{pin}" and v1["pathParameters"] == {"principal": "p", "pin": pin}
+    assert v1["resource"] == "/hook/{principal}/{pin}"
+    v2 = build_v2_event(req)
+    assert v2["rawPath"] == raw.removeprefix("/chariot") and v2["pathParameters"]["pin"] == pin
+    back = request_from_event(v2)
+    assert (back.path, back.raw_path) == (rp.path, rp.raw)

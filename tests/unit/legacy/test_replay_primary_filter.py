@@ -5,10 +5,9 @@ import json
 
 from chariot_migrate.dual_write.records import PrimaryResult
 from chariot_migrate.dual_write.replay_protocol import encode_primary_result
-from chariot_migrate.legacy import apikeys
 from chariot_migrate.legacy.replay import protect_primary
+from chariot_migrate.model import apikeys
 from chariot_migrate.model.replay import primary_entity
-from chariot_migrate.services.account import apikeys as service_apikeys
 from chariot_migrate.services.account.routes import new_key_record
 from chariot_migrate.services.kit import Caller
 
@@ -34,4 +33,4 @@ def test_the_receiving_side_adopts_the_hash_and_the_secret_verifies_there():
     record, shown = new_key_record(Caller("a@example.com", "a@example.com", "admin"), "ci", None, replay,
                                    "2026-01-01T00:00:00Z")
     assert shown is None and record["id"] == "k1"
-    assert service_apikeys.secret_matches(secret, record)
+    assert apikeys.secret_matches(secret, record)

@@ -19,6 +19,7 @@ from chariot_migrate.observability import tracing
 from chariot_migrate.proxy.accesslog import AccessLog
 from chariot_migrate.proxy.app import ProxyApp
 from chariot_migrate.proxy.tracing import TracingAddon
+from chariot_migrate.rollout.evidence import StaticDataEvidence
 from chariot_migrate.rollout.operations import Operations
 from chariot_migrate.rollout.store import open_state_store
 from chariot_migrate.routes.loader import load_table
@@ -29,7 +30,7 @@ ROUTES = textwrap.dedent("""\
     bucket_by: [header:account]
     legacy: {invoker: http, url: "http://127.0.0.1:9"}
     services:
-      obsvc: {phase: 1, url: "http://127.0.0.1:9"}
+      obsvc: {phase: 1, url: "http://127.0.0.1:9", dual_write: "on"}
     routes:
       - {path: /thing, methods: [GET, PUT], service: obsvc}
     """)
@@ -85,7 +86,7 @@ async def proxy(tmp_path):
     old_level = access.level
     access.setLevel(logging.INFO)
     client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://proxy")
-    yield app, client, legacy, new, (app, log_file, stream), Operations(store, load_table(p).config)
+    yield app, client, legacy, new, (app, log_file, stream), Operations(store, load_table(p).config, data_evidence=StaticDataEvidence())
     log_file.close()
     access.removeHandler(handler)
     access.setLevel(old_level)
@@ -112,7 +113,7 @@ async def test_access_log_carries_the_forwarded_trace_id_and_no_secrets(proxy):
     assert r.status_code == 200
     forwarded = legacy.seen[0].header("traceparent")
     assert forwarded.split("-")[1] == "0af7651916cd43dd8448eb211c80319c"
-    (line,) = [x for x in log_lines(stream) if x["msg"] == "request"]
+    (line,) = [x for x in log_lines(stream) if x["message"] == "request"]
     assert line["trace_id"] == "0af7651916cd43dd8448eb211c80319c"
     assert line["correlation_id"] and line["side"] == "legacy" and line["status"] == 200
     assert "eyJ" not in log_text(stream)
@@ -122,7 +123,7 @@ async def test_a_request_without_traceparent_logs_the_trace_id_the_proxy_started
     _, client, legacy, _, stream, _ = proxy
     await client.get("/thing")
     tid = legacy.seen[0].header("traceparent").split("-")[1]
-    assert [x["trace_id"] for x in log_lines(stream) if x["msg"] == "request"] == [tid]
+    assert [x["trace_id"] for x in log_lines(stream) if x["message"] == "request"] == [tid]
 
 
 async def test_in_flight_gauges_count_client_and_upstream_requests_while_they_run(proxy):

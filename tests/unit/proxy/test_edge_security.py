@@ -19,6 +19,7 @@ from chariot_migrate.proxy.app import ProxyApp
 from chariot_migrate.proxy.auth import AuthFailure, EdgeAuth, bearer_token
 from chariot_migrate.proxy.ratelimit import LocalLimiter, RateLimiters, TokenBucket
 from chariot_migrate.proxy.resilience import UpstreamPool
+from chariot_migrate.rollout.evidence import StaticDataEvidence
 from chariot_migrate.rollout.operations import Operations
 from chariot_migrate.rollout.store import open_state_store
 from chariot_migrate.routes.loader import load_table
@@ -184,12 +185,12 @@ ROUTES = textwrap.dedent("""\
                 account_rate_limit: {{rps: 1, burst: 3}}, failover: true}}
     auth: {{public_key_file: "{pem}", issuer: chariot-migrate-local, audience: chariot}}
     services:
-      account: {{phase: 1, url: "http://127.0.0.1:9"}}
-      risk-assessment: {{phase: 3, url: "http://127.0.0.1:9", rate_limit: {{rps: 1, burst: 2}}}}
+      account: {{phase: 1, url: "http://127.0.0.1:9", dual_write: "on"}}
+      risk-assessment: {{phase: 3, url: "http://127.0.0.1:9", dual_write: "on", rate_limit: {{rps: 1, burst: 2}}}}
     routes:
       - {{path: /token, methods: [GET], service: account, public: true}}
       - {{path: /risk, methods: [PUT, DELETE, GET], service: risk-assessment, enforce_methods: true}}
-      - {{path: /key, methods: [POST], service: account}}
+      - {{path: /key, methods: [POST], service: account, enforce_methods: false}}
     """)
 
 
@@ -222,7 +223,7 @@ async def edge(tmp_path, keys):
     app.transports.services["risk-assessment"] = UpstreamPool("risk-assessment", "new",
                                                               [("i1", FakeSide("new", fail="connect"))])
     client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://proxy")
-    yield app, client, legacy, new, Operations(store, load_table(p).config)
+    yield app, client, legacy, new, Operations(store, load_table(p).config, data_evidence=StaticDataEvidence())
     await client.aclose()
     await app.shutdown()
 
@@ -275,8 +276,8 @@ async def test_header_limits_encoded_slash_and_method_allowlist(edge, keys):
     r = await client.get("/chariot/a%2Fb/token")
     assert r.status_code == 400 and "%2F" in r.json()["error"]
     r = await client.post("/chariot/risk", headers=bearer(keys))
-    assert r.status_code == 405 and r.headers["allow"] == "GET, PUT, DELETE"
-    r = await client.get("/chariot/key", headers=bearer(keys))  # /key does not enforce: legacy default
+    assert r.status_code == 405 and r.headers["allow"] == "GET, HEAD, PUT, DELETE"
+    r = await client.get("/chariot/key", headers=bearer(keys))  # /key opts out: legacy default
     assert r.status_code == 200 and r.json()["side"] == "legacy"
     r = await client.get("/chariot/unknown/path", headers=bearer(keys))
     assert r.status_code == 200 and r.json()["side"] == "legacy"

@@ -7,6 +7,7 @@ import httpx
 import pytest
 
 from chariot_migrate.proxy.app import ProxyApp
+from chariot_migrate.rollout.evidence import StaticDataEvidence
 from chariot_migrate.rollout.operations import Operations
 from chariot_migrate.rollout.store import open_state_store
 from chariot_migrate.routes.loader import load_table
@@ -19,8 +20,8 @@ ROUTES = textwrap.dedent("""\
     legacy: {invoker: http, url: "http://127.0.0.1:9"}
     defaults: {max_body_bytes: 1000}
     services:
-      account: {phase: 1, url: "http://127.0.0.1:9"}
-      risk-assessment: {phase: 3, url: "http://127.0.0.1:9", timeout_s: 0.5}
+      account: {phase: 1, url: "http://127.0.0.1:9", dual_write: "on"}
+      risk-assessment: {phase: 3, url: "http://127.0.0.1:9", timeout_s: 0.5, dual_write: "on"}
     routes:
       - {path: /token, methods: [GET], service: account, public: true}
       - {path: /risk, methods: [PUT, DELETE, GET], service: risk-assessment}
@@ -55,7 +56,7 @@ async def proxy(tmp_path, monkeypatch):
     app.transports.services["risk-assessment"] = new
     app.transports.services["account"] = new
     client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://proxy")
-    ops = Operations(store, load_table(p).config)
+    ops = Operations(store, load_table(p).config, data_evidence=StaticDataEvidence())
     yield app, client, legacy, new, ops
     await client.aclose()
     await app.shutdown()

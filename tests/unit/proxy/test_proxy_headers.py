@@ -62,3 +62,26 @@ def test_bucket_key_first_present_source_wins():
     assert bucket_key(by, {"x-guard-api-key-id": "K1"}, lambda n: None) == "k1"
     assert bucket_key(by, {"authorization": "Bearer not-a-jwt"}, lambda n: None) is None
     assert bucket_key(["query:tenant"], {}, lambda n: "T" if n == "tenant" else None) == "t"
+
+
+def test_path_account_buckets_inbound_hooks_by_their_principal_but_is_no_identity():
+    import base64
+
+    from hypothesis import given
+    from hypothesis import strategies as hs
+
+    from chariot_migrate.proxy.headers import bucket_key, path_account
+
+    by = ["header:account", "path:principal:base64url"]
+    principal = base64.b64encode(b"Demo@Example.com").decode().rstrip("=")
+    assert path_account(by, {"principal": principal, "pin": "x"}) == "demo@example.com"
+    assert path_account(by, {"principal": "%%%not-base64"}) is None
+    assert path_account(["path:member"], {"member": "Someone"}) == "someone"
+    assert bucket_key(by, {}, lambda _: None) is None  # headers/claims/query only: path needs a match
+
+    @given(hs.emails())
+    def round_trip(email):
+        enc = base64.b64encode(email.encode()).decode().rstrip("=")
+        assert path_account(by, {"principal": enc}) == email.strip().lower()
+
+    round_trip()

@@ -7,6 +7,7 @@ import pytest
 
 from chariot_migrate.rollout import state as st
 from chariot_migrate.rollout.controller import RolloutController, halting_rollback, last_traffic_change
+from chariot_migrate.rollout.evidence import StaticDataEvidence
 from chariot_migrate.rollout.gates import Evidence
 from chariot_migrate.rollout.operations import Operations
 from chariot_migrate.rollout.plan import Plan
@@ -24,7 +25,7 @@ class FakeEvidence:
         self.now = GOOD
         self.calls: list[tuple[str, float, bool]] = []
 
-    def gather(self, service, since_ts, *, slo_p95_ms, shadow_step):
+    def gather(self, service, since_ts, *, slo_p95_ms, shadow_step, step=""):
         self.calls.append((service, since_ts, shadow_step))
         return self.now
 
@@ -32,10 +33,10 @@ class FakeEvidence:
 def make(tmp_path, plan=None, services=None):
     cfg = RoutesFile.model_validate({
         "legacy": {"invoker": "http", "url": "http://127.0.0.1:9"},
-        "services": services or {"a": {"phase": 1}, "b": {"phase": 2}},
+        "services": services or {"a": {"phase": 1, "dual_write": "on"}, "b": {"phase": 2, "dual_write": "on"}},
         "plan": plan or {"steps": ["shadow", 1, 5, 25, 50, 100], "gates": {"min_samples": 10, "min_pairs": 10}},
     })
-    ops = Operations(open_state_store(f"sqlite:///{tmp_path}/state.db"), cfg)
+    ops = Operations(open_state_store(f"sqlite:///{tmp_path}/state.db"), cfg, data_evidence=StaticDataEvidence())
     ev = FakeEvidence()
     return RolloutController(ops, Plan.from_routes(cfg), ev), ops, ev
 

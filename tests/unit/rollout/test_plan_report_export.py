@@ -17,7 +17,7 @@ from chariot_migrate.cli.export_cmd import (
     search_to_fullmatch,
 )
 from chariot_migrate.rollout.controller import RolloutController
-from chariot_migrate.rollout.evidence import EvidenceSource
+from chariot_migrate.rollout.evidence import EvidenceSource, StaticDataEvidence
 from chariot_migrate.rollout.operations import OperationError, Operations
 from chariot_migrate.rollout.phase_report import (
     Prices,
@@ -34,7 +34,7 @@ from chariot_migrate.routes.models import RoutesFile
 CFG = RoutesFile.model_validate({
     "stage_prefix": "/chariot",
     "legacy": {"invoker": "http", "url": "http://127.0.0.1:9"},
-    "services": {"account": {"phase": 1, "slo": {"p95_ms": 100}}, "risk": {"phase": 2}},
+    "services": {"account": {"phase": 1, "slo": {"p95_ms": 100}, "dual_write": "on"}, "risk": {"phase": 2}},
     "plan": {"steps": ["shadow", 1, 50, 100], "costs": {"lambda_memory_gb": 1.0, "container_replicas": 3}},
     "routes": [
         {"path": "/token", "methods": ["GET"], "service": "account"},
@@ -51,9 +51,10 @@ CFG = RoutesFile.model_validate({
 
 @pytest.fixture
 def ctl(tmp_path):
-    ops = Operations(open_state_store(f"sqlite:///{tmp_path}/s.db"), CFG)
+    ops = Operations(open_state_store(f"sqlite:///{tmp_path}/s.db"), CFG, data_evidence=StaticDataEvidence())
     win = SQLiteWindowStore(tmp_path / "m.db")
     now = int(time.time())
+    # bucket upper edges (the buckets shared with Prometheus): 30 ms → 50, 12 ms → 25
     win.add({("account", "legacy", now - 5): SideStats(600, 6, {bucket_of(30): 600}),
              ("account", "new", now - 5): SideStats(400, 0, {bucket_of(12): 400})})
     ops.set_shadow("account", 100, actor="alice", reason="start <comparing>")
@@ -64,13 +65,19 @@ def ctl(tmp_path):
 def test_phase_report_markdown_has_every_section(ctl):
     d = build_phase_report(ctl, CFG, ctl.plan, "account", since="1h")
     md = render_markdown(d)
-    for part in ("# Phase report: account (phase 1)", "## Latency and errors", "| legacy | 600 | 6 | 1.00% | 30 ms",
-                 "| new | 400 | 0 | 0.00% | 20 ms", "SLO: p95 ≤ 100 ms", "No shadow comparisons recorded",
+    # no shadow comparisons: no latency (the request windows' bucket edges are not passed off as one)
+    for part in ("# Phase report: account (phase 1)", "## Latency and errors", "| legacy | 600 | 6 | 1.00% | 0 | n/a |",
+                 "| new | 400 | 0 | 0.00% | 0 | n/a |", "SLO: p95 ≤ 100 ms", "No shadow comparisons recorded",
                  "Dual-write backlog: n/a", "Last `data verify`: not run", "## Estimated monthly cost",
+                 "Observed: 1,000 requests over ", "Less than a day was observed",
                  "lambda_memory_gb=1.0", "container_replicas=3", "## Step history", "| alice | shift |"):
         assert part in md, part
     assert d["step"] == "50" and d["next"]["step"] == "100"
-    assert d["cost"]["requests_per_month"] == round(1000 / 3600 * 30 * 86400)
+    # the observed period is the 5 s since the first request, not the 1 h window asked for
+    cost = d["cost"]
+    assert cost["observed_requests"] == 1000 and 5 <= cost["observed_s"] < 6.5
+    assert re.search(r"Observed: 1,000 requests over [56] s \(first at ", md)
+    assert cost["requests_per_month"] == pytest.approx(1000 / cost["observed_s"] * 30 * 86400, rel=0.02)
 
 
 def test_phase_report_html_is_self_contained_and_escaped(ctl):
@@ -128,7 +135,10 @@ def test_istio_virtual_service():
     doc = yaml.safe_load(text)
     assert doc["apiVersion"] == "networking.istio.io/v1beta1" and doc["kind"] == "VirtualService"
     assert doc["metadata"] == {"name": "chariot-api", "namespace": "prod"} and doc["spec"]["hosts"] == ["chariot-api"]
-    http = doc["spec"]["http"]
+    internal, *http = doc["spec"]["http"]
+    assert internal == {"name": "internal-api-404", "match": [{"uri": {"prefix": "/internal/api/"}},
+                                                               {"uri": {"prefix": "/chariot/internal/api/"}}],
+                        "directResponse": {"status": 404}}
     for h in http:
         assert sum(d["weight"] for d in h["route"]) == 100 and all(d["destination"]["host"] for d in h["route"])
         for m in h.get("match", []):
@@ -157,7 +167,8 @@ def test_envoy_route_configuration():
     assert set(doc) == {"name", "virtual_hosts"}
     (vh,) = doc["virtual_hosts"]
     assert vh["domains"] == ["*"]
-    for r in vh["routes"]:
+    assert [r.get("direct_response") for r in vh["routes"][:2]] == [{"status": 404}] * 2
+    for r in vh["routes"][2:]:
         assert set(r) <= {"name", "match", "route", "metadata"}
         assert set(r["match"]) & {"path", "prefix", "safe_regex"}
         act = r["route"]
@@ -181,7 +192,11 @@ def test_alb_listener_rules():
     assert any("each account" in c for c in doc["Comment"]) and any("cannot mirror" in c for c in doc["Comment"])
     prios = [r["Priority"] for r in doc["Rules"]]
     assert prios == list(range(1, len(prios) + 1))
-    for r in doc["Rules"]:
+    internal, *rules = doc["Rules"]
+    assert internal["Actions"][0]["FixedResponseConfig"]["StatusCode"] == "404"
+    assert internal["Conditions"][0]["PathPatternConfig"]["Values"] == ["/internal/api/*", "/chariot/internal/api/*"]
+    assert not any("/api/v1/" in v for r in rules for c in r["Conditions"] for v in c.get("PathPatternConfig", {}).get("Values", []))
+    for r in rules:
         fields = {c["Field"] for c in r["Conditions"]}
         assert fields == {"path-pattern", "http-request-method"}
         (action,) = r["Actions"]
@@ -195,3 +210,45 @@ def test_alb_listener_rules():
     my = next(r for r in doc["Rules"] if r["Conditions"][0]["PathPatternConfig"]["Values"] == ["/chariot/my"])
     assert [t["Weight"] for t in my["Actions"][0]["ForwardConfig"]["TargetGroups"]] == [100]
     assert doc["DefaultActions"][0]["ForwardConfig"]["TargetGroups"][0]["TargetGroupArn"] == "TARGET_GROUP_ARN_legacy"
+
+
+VERSIONED = RoutesFile.model_validate({
+    "stage_prefix": "/chariot",
+    "legacy": {"invoker": "http", "url": "http://127.0.0.1:9"},
+    "services": {"asset": {"phase": 1}},
+    "routes": [
+        {"path": "/assets", "methods": ["GET"], "service": "asset", "versions": ["v1", "v2"],
+         "deprecation": {"since": "2026-01-01", "sunset": "2027-01-01"}},
+        {"path": "/assets/{key}", "methods": ["GET"], "service": "asset"},
+    ],
+})
+
+
+def test_exports_carry_api_versions_deprecation_and_the_internal_404():
+    """What the proxy serves (routes.matcher.split_version) the exports serve: v1 under the stage and
+    under /api/v1 rewritten to the stage, /api/v2 as received, Deprecation/Sunset on the answers."""
+    splits = {"asset": Split("asset", 5000)}
+    dep = dict(VERSIONED.routes[0].deprecation.headers())
+    http = yaml.safe_load(render_istio(VERSIONED, export_routes(VERSIONED), splits))["spec"]["http"]
+    by_uri = {json.dumps(h["match"][0]["uri"]): h for h in http if "match" in h and "route" in h}
+    stage, v1, v2 = (by_uri[json.dumps({"exact": p})] for p in ("/chariot/assets", "/api/v1/assets", "/api/v2/assets"))
+    assert "rewrite" not in stage and "rewrite" not in v2
+    rw = v1["rewrite"]["uriRegexRewrite"]
+    assert re.sub(rw["match"], rw["rewrite"], "/api/v1/assets") == "/chariot/assets"
+    for h in (stage, v1, v2):
+        assert h["headers"] == {"response": {"add": dep}} and "deprecation" in dep and "sunset" in dep
+    one = by_uri[json.dumps({"regex": r"/api/v1/assets/[^/]+"})]
+    assert "headers" not in one and re.fullmatch(one["match"][0]["uri"]["regex"], "/api/v1/assets/x")
+    assert json.dumps({"regex": r"/api/v2/assets/[^/]+"}) not in by_uri  # that route has only v1
+
+    routes = json.loads(render_envoy(VERSIONED, export_routes(VERSIONED), splits))["virtual_hosts"][0]["routes"]
+    v1e = next(r for r in routes if r["match"].get("path") == "/api/v1/assets")
+    rx = v1e["route"]["regex_rewrite"]
+    assert re.sub(rx["pattern"]["regex"], rx["substitution"], "/api/v1/assets") == "/chariot/assets"
+    assert {h["header"]["key"]: h["header"]["value"] for h in v1e["response_headers_to_add"]} == dep
+    assert any(r["match"].get("path") == "/api/v2/assets" and "regex_rewrite" not in r["route"] for r in routes)
+
+    alb = json.loads(render_alb(VERSIONED, export_routes(VERSIONED), splits))
+    paths = [v for r in alb["Rules"] for c in r["Conditions"] for v in c.get("PathPatternConfig", {}).get("Values", [])]
+    assert "/api/v2/assets" in paths and "/chariot/assets" in paths and "/api/v1/assets" not in paths
+    assert any("cannot rewrite" in c for c in alb["Comment"])

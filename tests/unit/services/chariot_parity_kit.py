@@ -2,7 +2,7 @@
 Lambda handler (as an API Gateway v1 event built by ``lambda_adapters.events.build_v1_event``)
 and to the service app (FastAPI TestClient), both over one in-process moto.
 
-Import from a test module after ``sys.path`` holds ``tests/unit/services`` and ``tests/unit/legacy``.
+Importable from any test: pytest's ``pythonpath`` (pyproject.toml) holds ``tests/unit/services`` and ``tests/unit/legacy``.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from fastapi.testclient import TestClient
 from legacy_testkit import _ENV, Stack
 
 from chariot_migrate.lambda_adapters.events import build_v1_event
-from chariot_migrate.services.common import ChariotSettings
+from chariot_migrate.services.kit.settings import ChariotSettings
 from chariot_migrate.transport import HttpRequest
 
 _UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")

@@ -8,17 +8,13 @@ the same request to a legacy handler and to the service.
 from __future__ import annotations
 
 import re
-import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "legacy"))
-
-import legacy_testkit  # noqa: E402
-from fastapi.testclient import TestClient  # noqa: E402
-from legacy_testkit import Stack  # noqa: E402
+import legacy_testkit
+from fastapi.testclient import TestClient
+from legacy_testkit import Stack
 
 stack, _moto_stack = legacy_testkit.stack, legacy_testkit._moto_stack  # fixtures, re-exported
 

@@ -17,14 +17,14 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from moto import mock_aws
 
-from chariot_migrate.services.common import MyQuery, PlainStore, run_my_query
-from chariot_migrate.services.partition_cache import (
+from chariot_migrate.services.kit.partition_cache import (
     MAX_PARTITION_JSON_BYTES,
     answer_from_snapshot,
     needs_dynamodb,
     partition_key,
     snapshot_of,
 )
+from chariot_migrate.services.kit.plain_store import MyQuery, PlainStore, run_my_query
 
 TABLE = "partition-cache-test"
 ALPHABET = "#abk:é"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from chariot_migrate.services.read_cache import cache_namespace, flush_service_cache
+from chariot_migrate.services.kit.read_cache import cache_namespace, flush_service_cache
 
 
 def test_namespaces_are_per_service_and_per_dynamodb():

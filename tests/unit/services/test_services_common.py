@@ -5,37 +5,28 @@ from __future__ import annotations
 
 import asyncio
 import json
-import sys
 import uuid
-from pathlib import Path
 
-sys.path[:0] = [str(Path(__file__).parent), str(Path(__file__).parents[1] / "legacy")]
+import httpx
+import legacy_testkit
+import pytest
+import respx
+from chariot_parity_kit import make_client, service_settings  # noqa: F401
+from fastapi import APIRouter, Depends, FastAPI, Request
+from hypothesis import given
+from hypothesis import strategies as st
 
-import httpx  # noqa: E402
-import legacy_testkit  # noqa: E402
-import pytest  # noqa: E402
-import respx  # noqa: E402
-from chariot_parity_kit import make_client, service_settings  # noqa: E402,F401
-from fastapi import APIRouter, Depends, FastAPI, Request  # noqa: E402
-from hypothesis import given  # noqa: E402
-from hypothesis import strategies as st  # noqa: E402
-
-from chariot_migrate.legacy import signing  # noqa: E402
-from chariot_migrate.model import tokens  # noqa: E402
-from chariot_migrate.services.common import (  # noqa: E402
-    AccountMembership,
-    ChariotSettings,
-    FlagCache,
-    PlainStore,
-    adopt,
-    authenticated,
-    bad_request,
-    chariot_caller,
-    create_chariot_app,
-    json_body,
-    replay_values,
-)
-from chariot_migrate.services.kit import AuthError, Caller, Event, TableSpec  # noqa: E402
+from chariot_migrate.legacy import signing
+from chariot_migrate.model import tokens
+from chariot_migrate.services.kit import AuthError, Caller, Event, TableSpec
+from chariot_migrate.services.kit.auth import caller, chariot_caller
+from chariot_migrate.services.kit.chariot import create_chariot_app
+from chariot_migrate.services.kit.flags import FlagCache
+from chariot_migrate.services.kit.membership import AccountMembership
+from chariot_migrate.services.kit.plain_store import PlainStore
+from chariot_migrate.services.kit.replay import adopt, replay_values
+from chariot_migrate.services.kit.request import bad_request, json_body
+from chariot_migrate.services.kit.settings import ChariotSettings
 
 _moto_stack = legacy_testkit._moto_stack  # fixture
 REPLAY = "replay@chariot-migrate.local"
@@ -53,7 +44,7 @@ async def echo(request: Request, who: Caller = Depends(chariot_caller)) -> dict:
 
 
 @router.get("/read")
-async def read(who: Caller = Depends(authenticated)) -> dict:
+async def read(who: Caller = Depends(caller)) -> dict:
     return {"account": who.account, "role": who.role}
 
 

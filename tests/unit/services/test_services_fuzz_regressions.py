@@ -6,23 +6,19 @@ from __future__ import annotations
 
 import json
 import math
-import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+import pytest
+import svc_c_testkit as kit
+from hypothesis import given
+from hypothesis import strategies as st
+from svc_c_testkit import Stack, call_service
 
-import pytest  # noqa: E402
-import svc_c_testkit as kit  # noqa: E402
-from hypothesis import given  # noqa: E402
-from hypothesis import strategies as st  # noqa: E402
-from svc_c_testkit import Stack, call_service  # noqa: E402
-
-from chariot_migrate.services.common import unstorable  # noqa: E402
-from chariot_migrate.services.integration_hub.app import IntegrationHubSettings  # noqa: E402
-from chariot_migrate.services.integration_hub.app import create_app as create_hub  # noqa: E402
-from chariot_migrate.services.kit.repository import deserialize_item, serialize_item  # noqa: E402
-from chariot_migrate.services.notification.app import NotificationSettings  # noqa: E402
-from chariot_migrate.services.notification.app import create_app as create_notification  # noqa: E402
+from chariot_migrate.services.integration_hub.app import IntegrationHubSettings
+from chariot_migrate.services.integration_hub.app import create_app as create_hub
+from chariot_migrate.services.kit.repository import deserialize_item, serialize_item
+from chariot_migrate.services.kit.request import unstorable
+from chariot_migrate.services.notification.app import NotificationSettings
+from chariot_migrate.services.notification.app import create_app as create_notification
 
 stack, _moto_stack = kit.stack, kit._moto_stack
 

@@ -105,6 +105,28 @@ async def test_shadow_timeout_and_broken_transport_are_recorded_as_errors(store)
     await eng.aclose()
 
 
+async def test_a_failed_second_primary_call_is_no_noise_evidence(store):
+    """A/A samples whose second call failed are left out: counted, they would lower the A/A rate of
+    every field that varies by itself and make a timestamp look like a real difference."""
+    calls = iter(range(100))
+
+    def again(r):
+        n = next(calls)
+        if n % 2:
+            raise UpstreamError("timeout", "slow")
+        return js({"t": n})
+
+    eng = ShadowEngine(store, concurrency=1)
+    await eng.start()
+    for i in range(6):
+        eng.submit(job(primary=js({"t": -i - 1}), shadow=lambda r: js({"t": 0.5}), again=again, noise=True))
+    await eng.join()
+    await eng.aclose()
+    (d,) = store.load()
+    assert eng.stats["noise_sample_errors"] == 3
+    assert d.pairs == 6 and d.aa_pairs == 3 and d.aa_paths == {"$.t": 3}
+
+
 async def test_store_failure_is_counted_and_the_engine_keeps_running(tmp_path):
     class FailingStore:
         max_examples = 5

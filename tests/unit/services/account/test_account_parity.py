@@ -2,19 +2,14 @@
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
+import legacy_testkit
+import pytest
+from chariot_parity_kit import Pair, make_client, service_settings  # noqa: F401
+from fastapi.testclient import TestClient
 
-sys.path[:0] = [str(Path(__file__).parents[1]), str(Path(__file__).parents[2] / "legacy")]
-
-import legacy_testkit  # noqa: E402
-import pytest  # noqa: E402
-from chariot_parity_kit import Pair, make_client, service_settings  # noqa: E402,F401
-from fastapi.testclient import TestClient  # noqa: E402
-
-from chariot_migrate.legacy import account, key, search, signing, token  # noqa: E402
-from chariot_migrate.model import tokens  # noqa: E402
-from chariot_migrate.services.account.app import create_app  # noqa: E402
+from chariot_migrate.legacy import account, key, search, signing, token
+from chariot_migrate.model import tokens
+from chariot_migrate.services.account.app import create_app
 
 stack, _moto_stack = legacy_testkit.stack, legacy_testkit._moto_stack  # fixtures
 HANDLERS = {"/token": token.handler, "/key": key.handler, "/account/{member}": account.handler,

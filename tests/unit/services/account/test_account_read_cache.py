@@ -4,25 +4,21 @@ failed load is not cached. Each listing is also checked against a direct DynamoD
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
 from typing import Any
 
-sys.path[:0] = [str(Path(__file__).parents[1]), str(Path(__file__).parents[2] / "legacy")]
+import boto3
+import legacy_testkit
+import pytest
+from chariot_parity_kit import make_client, service_settings  # noqa: F401
+from fastapi.testclient import TestClient
 
-import boto3  # noqa: E402
-import legacy_testkit  # noqa: E402
-import pytest  # noqa: E402
-from chariot_parity_kit import make_client, service_settings  # noqa: E402,F401
-from fastapi.testclient import TestClient  # noqa: E402
-
-from chariot_migrate.legacy import aws, key, signing  # noqa: E402
-from chariot_migrate.model import tokens  # noqa: E402
-from chariot_migrate.services.account.app import create_app  # noqa: E402
-from chariot_migrate.services.account.routes import my_table  # noqa: E402
-from chariot_migrate.services.account.store import KEYS, LEGACY, MEMBERS, MY_TABLES  # noqa: E402
-from chariot_migrate.services.common import MyQuery, PlainStore, run_my_query  # noqa: E402
-from chariot_migrate.services.kit import Event  # noqa: E402
+from chariot_migrate.legacy import aws, key, signing
+from chariot_migrate.model import tokens
+from chariot_migrate.services.account.app import create_app
+from chariot_migrate.services.account.routes import my_table
+from chariot_migrate.services.account.store import KEYS, LEGACY, MEMBERS, MY_TABLES
+from chariot_migrate.services.kit import Event
+from chariot_migrate.services.kit.plain_store import MyQuery, PlainStore, run_my_query
 
 stack, _moto_stack = legacy_testkit.stack, legacy_testkit._moto_stack  # fixtures
 REPLAY = "replay@chariot-migrate.local"

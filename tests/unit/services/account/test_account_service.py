@@ -3,26 +3,21 @@ trail + user.action events, the integration read model, replay adoption and the 
 
 from __future__ import annotations
 
-import sys
 from decimal import Decimal
-from pathlib import Path
 
-sys.path[:0] = [str(Path(__file__).parents[1]), str(Path(__file__).parents[2] / "legacy")]
+import jwt
+import legacy_testkit
+import pytest
+from chariot_parity_kit import make_client, service_settings  # noqa: F401
+from fastapi.testclient import TestClient
 
-import jwt  # noqa: E402
-import legacy_testkit  # noqa: E402
-import pytest  # noqa: E402
-from chariot_parity_kit import make_client, service_settings  # noqa: E402,F401
-from fastapi.testclient import TestClient  # noqa: E402
-
-from chariot_migrate.dual_write.migration import ServiceMigration  # noqa: E402
-from chariot_migrate.legacy import signing  # noqa: E402
-from chariot_migrate.model import tokens  # noqa: E402
-from chariot_migrate.services.account import apikeys  # noqa: E402
-from chariot_migrate.services.account.app import create_app  # noqa: E402
-from chariot_migrate.services.account.events import integration_row  # noqa: E402
-from chariot_migrate.services.account.migration import AccountMigration  # noqa: E402
-from chariot_migrate.services.kit import Event  # noqa: E402
+from chariot_migrate.dual_write.migration import ServiceMigration
+from chariot_migrate.legacy import signing
+from chariot_migrate.model import apikeys, tokens
+from chariot_migrate.services.account.app import create_app
+from chariot_migrate.services.account.events import integration_row
+from chariot_migrate.services.account.migration import AccountMigration
+from chariot_migrate.services.kit import Event
 
 stack, _moto_stack = legacy_testkit.stack, legacy_testkit._moto_stack  # fixtures
 REPLAY = "replay@chariot-migrate.local"

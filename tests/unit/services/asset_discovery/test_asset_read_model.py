@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from chariot_migrate.services.asset_discovery.events import newer, version_of
+from chariot_migrate.services.kit.graph.readmodel import newer, version_of
 
 
 def _versions(n: int) -> list[dict]:

@@ -8,7 +8,7 @@ from collections import Counter
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from chariot_migrate.services.asset_discovery.entity_table import record_status
+from chariot_migrate.model.statistics import record_status
 
 
 class FakeStats:

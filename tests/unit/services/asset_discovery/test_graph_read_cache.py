@@ -5,29 +5,26 @@ answer is also checked against the same query over the tables, uncached."""
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+import graph_svc_testkit as kit
+import pytest
+from fastapi.testclient import TestClient
+from graph_svc_testkit import Services, Stack, call_service
+from hypothesis import given
+from hypothesis import strategies as st
 
-import graph_svc_testkit as kit  # noqa: E402
-import pytest  # noqa: E402
-from fastapi.testclient import TestClient  # noqa: E402
-from graph_svc_testkit import Services, Stack, call_service  # noqa: E402
-from hypothesis import given  # noqa: E402
-from hypothesis import strategies as st  # noqa: E402
-
-from chariot_migrate.services.asset_discovery import graph_search  # noqa: E402
-from chariot_migrate.services.asset_discovery.entity_table import EntityTable  # noqa: E402
-from chariot_migrate.services.asset_discovery.kind_cache import (  # noqa: E402
+from chariot_migrate.model import query as gq
+from chariot_migrate.services.kit import Event
+from chariot_migrate.services.kit.graph import search as graph_search
+from chariot_migrate.services.kit.graph.entity_table import EntityTable
+from chariot_migrate.services.kit.graph.kind_cache import (
     CACHED_KINDS,
     KindLists,
     keys_to_invalidate,
     kind_key,
 )
-from chariot_migrate.services.kit import Event  # noqa: E402
 
 stack, _moto_stack = kit.stack, kit._moto_stack  # fixtures
 ASSET = "#asset#c.com#10.0.0.1"
@@ -56,7 +53,7 @@ def search(client: TestClient, s: Stack, labels: list[str], **node: Any) -> dict
     body = {"node": {"labels": labels, **node}}
     status, answer = call_service(client, s, "POST", "/my", body)
     assert status == 200, answer
-    uncached = graph_search.run_query(graph_search.parse_query(body), service_of(client).kind_source(s.user))
+    uncached = graph_search.run_query(gq.parse_query(body), service_of(client).kind_source(s.user))
     assert answer == uncached, "the cached answer differs from the tables"
     return answer
 

@@ -4,20 +4,16 @@ statuses and (normalised) JSON on both sides, and the rows are ``#capability_sch
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import pytest
+import svc_c_testkit as kit
+from svc_c_testkit import Stack, call_service, normalize
 
-import pytest  # noqa: E402
-import svc_c_testkit as kit  # noqa: E402
-from svc_c_testkit import Stack, call_service, normalize  # noqa: E402
-
-from chariot_migrate.legacy import asset, functions, job, search  # noqa: E402
-from chariot_migrate.legacy import store as legacy_store  # noqa: E402
-from chariot_migrate.services.capabilities.app import CapabilitiesSettings, create_app  # noqa: E402
+from chariot_migrate.legacy import asset, functions, job, search
+from chariot_migrate.legacy import store as legacy_store
+from chariot_migrate.services.capabilities.app import CapabilitiesSettings, create_app
 
 stack, _moto_stack = kit.stack, kit._moto_stack
 

@@ -1,21 +1,17 @@
 from __future__ import annotations
 
-import sys
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import pytest
+import svc_c_testkit as kit
+from hypothesis import given
+from hypothesis import strategies as st
+from svc_c_testkit import Stack, call_service
 
-import pytest  # noqa: E402
-import svc_c_testkit as kit  # noqa: E402
-from hypothesis import given  # noqa: E402
-from hypothesis import strategies as st  # noqa: E402
-from svc_c_testkit import Stack, call_service  # noqa: E402
-
-from chariot_migrate.legacy import asset  # noqa: E402
-from chariot_migrate.model import schedules  # noqa: E402
-from chariot_migrate.services.capabilities.app import CapabilitiesSettings, create_app  # noqa: E402
-from chariot_migrate.services.capabilities.migration import CapabilitiesMigration  # noqa: E402
+from chariot_migrate.legacy import asset
+from chariot_migrate.model import schedules
+from chariot_migrate.services.capabilities.app import CapabilitiesSettings, create_app
+from chariot_migrate.services.capabilities.migration import CapabilitiesMigration
 
 stack, _moto_stack = kit.stack, kit._moto_stack
 

@@ -1,20 +1,16 @@
 from __future__ import annotations
 
-import sys
-from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import pytest
+import svc_c_testkit as kit
+from svc_c_testkit import Stack, assert_same, call_service, parity
 
-import pytest  # noqa: E402
-import svc_c_testkit as kit  # noqa: E402
-from svc_c_testkit import Stack, assert_same, call_service, parity  # noqa: E402
-
-from chariot_migrate.legacy import asset, attribute, job, job_worker, search  # noqa: E402
-from chariot_migrate.legacy import store as legacy_store  # noqa: E402
-from chariot_migrate.model.capabilities import PORT_FINDINGS, open_ports  # noqa: E402
-from chariot_migrate.services.capabilities.app import CapabilitiesSettings, create_app  # noqa: E402
-from chariot_migrate.services.capabilities.peers import PeerError  # noqa: E402
+from chariot_migrate.legacy import asset, attribute, job, job_worker, search
+from chariot_migrate.legacy import store as legacy_store
+from chariot_migrate.model.capabilities import PORT_FINDINGS, open_ports
+from chariot_migrate.services.capabilities.app import CapabilitiesSettings, create_app
+from chariot_migrate.services.capabilities.peers import PeerError
 
 stack, _moto_stack = kit.stack, kit._moto_stack
 

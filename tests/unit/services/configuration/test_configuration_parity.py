@@ -3,18 +3,14 @@
 from __future__ import annotations
 
 import json
-import sys
-from pathlib import Path
 
-sys.path[:0] = [str(Path(__file__).parents[1]), str(Path(__file__).parents[2] / "legacy")]
+import legacy_testkit
+import pytest
+from chariot_parity_kit import Pair, make_client, service_settings  # noqa: F401
+from fastapi.testclient import TestClient
 
-import legacy_testkit  # noqa: E402
-import pytest  # noqa: E402
-from chariot_parity_kit import Pair, make_client, service_settings  # noqa: E402,F401
-from fastapi.testclient import TestClient  # noqa: E402
-
-from chariot_migrate.legacy import account, schema, search, setting  # noqa: E402
-from chariot_migrate.services.configuration.app import create_app  # noqa: E402
+from chariot_migrate.legacy import account, schema, search, setting
+from chariot_migrate.services.configuration.app import create_app
 
 stack, _moto_stack = legacy_testkit.stack, legacy_testkit._moto_stack  # fixtures
 HANDLERS = {"/setting": setting.handler, "/configuration": setting.handler, "/my": search.handler,

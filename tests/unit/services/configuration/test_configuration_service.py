@@ -3,21 +3,16 @@ FlagCache hot reload in-process, the internal flag read, replay adoption and the
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
+import legacy_testkit
+import pytest
+from chariot_parity_kit import make_client, service_settings  # noqa: F401
+from fastapi.testclient import TestClient
 
-sys.path[:0] = [str(Path(__file__).parents[1]), str(Path(__file__).parents[2] / "legacy")]
-
-import legacy_testkit  # noqa: E402
-import pytest  # noqa: E402
-from chariot_parity_kit import make_client, service_settings  # noqa: E402,F401
-from fastapi.testclient import TestClient  # noqa: E402
-
-from chariot_migrate.legacy import signing  # noqa: E402
-from chariot_migrate.model import tokens  # noqa: E402
-from chariot_migrate.services.common import FlagCache  # noqa: E402
-from chariot_migrate.services.configuration.app import create_app  # noqa: E402
-from chariot_migrate.services.configuration.migration import ConfigurationMigration  # noqa: E402
+from chariot_migrate.legacy import signing
+from chariot_migrate.model import tokens
+from chariot_migrate.services.configuration.app import create_app
+from chariot_migrate.services.configuration.migration import ConfigurationMigration
+from chariot_migrate.services.kit.flags import FlagCache
 
 stack, _moto_stack = legacy_testkit.stack, legacy_testkit._moto_stack  # fixtures
 FLAGS = FlagCache()

@@ -4,18 +4,14 @@ answered 503 "unavailable"; it is the caller's 400, with the peer's reason."""
 from __future__ import annotations
 
 import base64
-import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import httpx
+import pytest
+import svc_c_testkit as kit
+from svc_c_testkit import Stack, call_service
 
-import httpx  # noqa: E402
-import pytest  # noqa: E402
-import svc_c_testkit as kit  # noqa: E402
-from svc_c_testkit import Stack, call_service  # noqa: E402
-
-from chariot_migrate.services.integration_hub.app import IntegrationHubSettings, create_app  # noqa: E402
-from chariot_migrate.services.integration_hub.peers import HttpHookPeers  # noqa: E402
+from chariot_migrate.services.integration_hub.app import IntegrationHubSettings, create_app
+from chariot_migrate.services.integration_hub.peers import HttpHookPeers
 
 stack, _moto_stack = kit.stack, kit._moto_stack
 

@@ -1,26 +1,22 @@
 from __future__ import annotations
 
 import base64
-import sys
-from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import httpx
+import pytest
+import svc_c_testkit as kit
+from svc_c_testkit import Stack, assert_same, call_service, normalize, parity
 
-import httpx  # noqa: E402
-import pytest  # noqa: E402
-import svc_c_testkit as kit  # noqa: E402
-from svc_c_testkit import Stack, assert_same, call_service, normalize, parity  # noqa: E402
-
-from chariot_migrate.legacy import account, graph, hook  # noqa: E402
-from chariot_migrate.legacy import store as legacy_store  # noqa: E402
-from chariot_migrate.legacy.auth import Caller as LegacyCaller  # noqa: E402
-from chariot_migrate.model.clock import now_iso  # noqa: E402
-from chariot_migrate.model.keys import account_key  # noqa: E402
-from chariot_migrate.services.integration_hub.app import IntegrationHubSettings, create_app  # noqa: E402
-from chariot_migrate.services.integration_hub.migration import IntegrationHubMigration  # noqa: E402
-from chariot_migrate.services.integration_hub.peers import HttpHookPeers  # noqa: E402
-from chariot_migrate.services.kit.breaker import BreakerConfig  # noqa: E402
+from chariot_migrate.legacy import account, graph, hook
+from chariot_migrate.legacy import store as legacy_store
+from chariot_migrate.legacy.auth import Caller as LegacyCaller
+from chariot_migrate.model.clock import now_iso
+from chariot_migrate.model.keys import account_key
+from chariot_migrate.services.integration_hub.app import IntegrationHubSettings, create_app
+from chariot_migrate.services.integration_hub.migration import IntegrationHubMigration
+from chariot_migrate.services.integration_hub.peers import HttpHookPeers
+from chariot_migrate.services.kit.breaker import BreakerConfig
 
 stack, _moto_stack = kit.stack, kit._moto_stack
 

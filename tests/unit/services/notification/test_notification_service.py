@@ -1,22 +1,20 @@
 from __future__ import annotations
 
 import json
-import sys
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import pytest
+import svc_c_testkit as kit
+from hypothesis import given
+from hypothesis import strategies as st
+from svc_c_testkit import Stack, assert_same, call_service, parity
 
-import pytest  # noqa: E402
-import svc_c_testkit as kit  # noqa: E402
-from svc_c_testkit import Stack, assert_same, call_service, parity  # noqa: E402
-
-from chariot_migrate.legacy import account  # noqa: E402
-from chariot_migrate.services.kit.events import Event  # noqa: E402
-from chariot_migrate.services.notification import delivery  # noqa: E402
-from chariot_migrate.services.notification.app import NotificationSettings, create_app  # noqa: E402
-from chariot_migrate.services.notification.migration import NotificationMigration  # noqa: E402
+from chariot_migrate.legacy import account
+from chariot_migrate.services.kit.events import Event
+from chariot_migrate.services.notification import delivery
+from chariot_migrate.services.notification.app import NotificationSettings, create_app
+from chariot_migrate.services.notification.migration import NotificationMigration
 
 stack, _moto_stack = kit.stack, kit._moto_stack
 
@@ -214,9 +212,6 @@ def test_pure_rules():
     assert m.to_new({"username": "a@x", "key": "#account#a@x#bob@x#"}) is None
     assert m.to_new({"username": "bob@x", "key": "#account#a@x#alert#p"}) is None
 
-
-from hypothesis import given  # noqa: E402
-from hypothesis import strategies as st  # noqa: E402
 
 hosts = st.sampled_from(["127.0.0.1", "localhost", "evil.example", "10.0.0.1", "[::1]", "hooks.example.com"])
 

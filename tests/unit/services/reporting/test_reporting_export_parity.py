@@ -6,23 +6,19 @@ written, the job readable with ``GET /my?key=<job key>`` and the report text the
 from __future__ import annotations
 
 import io
-import sys
 import zipfile
-from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import pytest
+import svc_c_testkit as kit
+from hypothesis import given
+from hypothesis import strategies as st
+from svc_c_testkit import Stack, assert_same, call_service, normalize, parity
 
-import pytest  # noqa: E402
-import svc_c_testkit as kit  # noqa: E402
-from hypothesis import given  # noqa: E402
-from hypothesis import strategies as st  # noqa: E402
-from svc_c_testkit import Stack, assert_same, call_service, normalize, parity  # noqa: E402
-
-from chariot_migrate.legacy import asset, blobs, report, risk, search, store  # noqa: E402
-from chariot_migrate.model import report as rules  # noqa: E402
-from chariot_migrate.services.kit.events import Event  # noqa: E402
-from chariot_migrate.services.reporting.app import ReportingSettings, create_app  # noqa: E402
+from chariot_migrate.legacy import asset, blobs, report, risk, search, store
+from chariot_migrate.model import report as rules
+from chariot_migrate.services.kit.events import Event
+from chariot_migrate.services.reporting.app import ReportingSettings, create_app
 
 stack, _moto_stack = kit.stack, kit._moto_stack
 

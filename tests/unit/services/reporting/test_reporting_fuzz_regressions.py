@@ -3,18 +3,13 @@ without its object and for names with control characters."""
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
+import pytest
+import svc_c_testkit as kit
+from svc_c_testkit import Stack, call_service
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-import pytest  # noqa: E402
-import svc_c_testkit as kit  # noqa: E402
-from svc_c_testkit import Stack, call_service  # noqa: E402
-
-from chariot_migrate.services.common import ApiError  # noqa: E402
-from chariot_migrate.services.reporting.app import ReportingSettings, create_app  # noqa: E402
-from chariot_migrate.services.reporting.blobs import check_name  # noqa: E402
+from chariot_migrate.services.kit.request import ApiError
+from chariot_migrate.services.reporting.app import ReportingSettings, create_app
+from chariot_migrate.services.reporting.blobs import check_name
 
 stack, _moto_stack = kit.stack, kit._moto_stack
 

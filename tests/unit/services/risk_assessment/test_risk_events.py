@@ -5,22 +5,18 @@ model for relationship queries."""
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "asset_discovery"))
+import graph_svc_testkit as kit
+import pytest
+from fastapi.testclient import TestClient
+from graph_svc_testkit import Stack, call_service
 
-import graph_svc_testkit as kit  # noqa: E402
-import pytest  # noqa: E402
-from fastapi.testclient import TestClient  # noqa: E402
-from graph_svc_testkit import Stack, call_service  # noqa: E402
-
-from chariot_migrate.services.asset_discovery.app import create_app as create_asset_app  # noqa: E402
-from chariot_migrate.services.kit import Event  # noqa: E402
-from chariot_migrate.services.risk_assessment.app import RiskAssessmentSettings  # noqa: E402
-from chariot_migrate.services.risk_assessment.app import create_app as create_risk_app  # noqa: E402
+from chariot_migrate.services.asset_discovery.app import create_app as create_asset_app
+from chariot_migrate.services.kit import Event
+from chariot_migrate.services.risk_assessment.app import RiskAssessmentSettings
+from chariot_migrate.services.risk_assessment.app import create_app as create_risk_app
 
 stack, _moto_stack = kit.stack, kit._moto_stack  # fixtures
 

@@ -3,19 +3,14 @@ clean, and the services then answer queries over the backfilled data exactly lik
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
+import boto3
+import graph_svc_testkit as kit
+from graph_svc_testkit import Stack, call_service, normalize
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "asset_discovery"))
-
-import boto3  # noqa: E402
-import graph_svc_testkit as kit  # noqa: E402
-from graph_svc_testkit import Stack, call_service, normalize  # noqa: E402
-
-from chariot_migrate.dual_write import data  # noqa: E402
-from chariot_migrate.legacy import asset, attribute, aws, preseed, risk, search, seed  # noqa: E402
-from chariot_migrate.services.asset_discovery.migration import AssetDiscoveryMigration  # noqa: E402
-from chariot_migrate.services.risk_assessment.migration import RiskAssessmentMigration  # noqa: E402
+from chariot_migrate.dual_write import data
+from chariot_migrate.legacy import asset, attribute, aws, preseed, risk, search, seed
+from chariot_migrate.services.asset_discovery.migration import AssetDiscoveryMigration
+from chariot_migrate.services.risk_assessment.migration import RiskAssessmentMigration
 
 stack, _moto_stack = kit.stack, kit._moto_stack  # fixtures
 PREFIX = "mig-"

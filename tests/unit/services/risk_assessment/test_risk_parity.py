@@ -2,13 +2,8 @@
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "asset_discovery"))
-
-import graph_svc_testkit as kit  # noqa: E402
-from graph_svc_testkit import Services, Stack, same  # noqa: E402
+import graph_svc_testkit as kit
+from graph_svc_testkit import Services, Stack, same
 
 stack, _moto_stack, services = kit.stack, kit._moto_stack, kit.services  # fixtures
 
