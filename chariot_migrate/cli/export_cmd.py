@@ -254,8 +254,9 @@ def render_envoy(cfg: RoutesFile, routes: list[ExportRoute], splits: dict[str, S
                     match["query_parameters"] = [{"name": k, "string_match": {"safe_regex": {"regex": v}}}
                                                  for k, v in r.query.items()]
             new_bp = split.percent_bp if ok else 0
-            clusters = [c for c in ({"name": legacy_cluster, "weight": 10_000 - new_bp},
-                                    {"name": r.service, "weight": new_bp}) if c["weight"] > 0]
+            weighted: list[dict[str, Any]] = [{"name": legacy_cluster, "weight": 10_000 - new_bp},
+                                              {"name": r.service, "weight": new_bp}]
+            clusters = [c for c in weighted if c["weight"] > 0]
             action: dict[str, Any] = {"weighted_clusters": {"clusters": clusters}}
             if ok and safe and split.shadow_bp > 0:
                 action["request_mirror_policies"] = [{
@@ -299,8 +300,9 @@ def render_alb(cfg: RoutesFile, routes: list[ExportRoute], splits: dict[str, Spl
         split = splits.get(r.service, Split(r.service))
         ok = _expressible(r, alb=True)
         legacy_w, new_w = percent_weights(split.percent_bp) if ok else (100, 0)
-        groups = [g for g in ({"TargetGroupArn": arn(legacy_group), "Weight": legacy_w},
-                              {"TargetGroupArn": arn(r.service), "Weight": new_w}) if g["Weight"] > 0]
+        weighted: list[dict[str, Any]] = [{"TargetGroupArn": arn(legacy_group), "Weight": legacy_w},
+                                          {"TargetGroupArn": arn(r.service), "Weight": new_w}]
+        groups = [g for g in weighted if g["Weight"] > 0]
         rules.append({
             "Priority": len(rules) + 1,
             "Conditions": [

@@ -108,7 +108,7 @@ def copy_and_verify(cfg, ops, service: str, *, state: str | None, rate: float | 
     from ..statedir import under
     from .dual_write_cmd import run_backfill, run_verify
 
-    since = ops.store.get(service).dual_write_since  # type: ignore[union-attr]
+    since = ops.store.get(service).dual_write_since
     checkpoints = FileCheckpointStore(under("checkpoints", state))
     cp = checkpoints.load(f"backfill-{service}")
     if cp is not None and (cp.get("pass_started_at") or 0) < since:

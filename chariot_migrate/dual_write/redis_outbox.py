@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from typing import Any
 
 from chariot_migrate.dual_write.outbox import (
@@ -304,7 +305,8 @@ class RedisOutbox:
         lane, service, target = await self._r.hmget(f"{k}rec:{record_id}", "lane", "service", "target")
         return None if lane is None else (_s(lane), _s(service), _s(target))
 
-    async def _on_lane(self, name: str, record_id: str, middle, args, *, head_after_removal: bool = False) -> int:
+    async def _on_lane(self, name: str, record_id: str, middle: Callable[[str, str], list[str]],
+                       args: Callable[[str, str, str], list[str]], *, head_after_removal: bool = False) -> int:
         """Run script ``name`` on one record with its lane's head read first (the key a script
         cannot know): KEYS = rec, lane, *middle(k, service), ready, head rec. Re-read while the
         script answers -1 (the head moved meanwhile). 0 when the record is gone."""
@@ -387,9 +389,12 @@ class RedisOutbox:
         ids = [record_id] if record_id else [_s(i) for i in await self._r.zrange(f"{k}dead", 0, -1)]
         n = 0
         for rid in ids:
-            n += await self._on_lane("retry", rid, lambda k, svc: [f"{k}dead", f"{k}counts:{svc}"],
-                                     lambda lane, target, head, rid=rid: [rid, service or "", lane, target, head])
+            n += await self._retry_one(rid, service or "")
         return n
+
+    async def _retry_one(self, record_id: str, service: str) -> int:
+        return await self._on_lane("retry", record_id, lambda k, svc: [f"{k}dead", f"{k}counts:{svc}"],
+                                   lambda lane, target, head: [record_id, service, lane, target, head])
 
     async def drain(self, timeout: float, service: str | None = None) -> int:
         return await drain_by_polling(self, timeout, service)

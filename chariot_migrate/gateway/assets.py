@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import strawberry
+from strawberry.dataloader import DataLoader
 from strawberry.types import Info
 
 from .api import gateway, pick
@@ -47,7 +48,7 @@ class Attribute:
         return cls(**pick(row, ("key", "name", "value", "source", "created", "updated")))
 
 
-def attributes_by_source(info: Info):
+def attributes_by_source(info: Info) -> DataLoader:
     return gateway(info).rows_under("attribute", lambda row: row.get("source"))
 
 

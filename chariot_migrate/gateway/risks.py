@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import strawberry
+from strawberry.dataloader import DataLoader
 from strawberry.types import Info
 
 from .api import gateway, pick
@@ -24,7 +25,7 @@ class Risk:
         return cls(**pick(row, ("key", "dns", "name", "status", "source", "created", "updated")))
 
 
-def risks_by_dns(info: Info):
+def risks_by_dns(info: Info) -> DataLoader:
     """Risks grouped by their asset's dns: one query for one asset, one listing for many."""
     return gateway(info).rows_under("risk", lambda row: row.get("dns"))
 

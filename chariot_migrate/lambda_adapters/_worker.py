@@ -146,8 +146,8 @@ def main(fd: int) -> None:
     task_root = os.getcwd()
     sys.path.insert(0, task_root)
     sink = _LogSink()
-    sys.stdout = sink  # type: ignore[assignment]
-    sys.stderr = sink  # type: ignore[assignment]
+    sys.stdout = sink
+    sys.stderr = sink
 
     # The Python runtime's root logger: one handler writing to the function's log.
     rid_filter = _RequestIdFilter()

@@ -451,8 +451,8 @@ def _parse_v1(result: Any) -> HttpResponse:
 def _parse_v2(result: Any) -> HttpResponse:
     if not isinstance(result, Mapping) or "statusCode" not in result:
         # Inferred format: any JSON value without statusCode is a 200 with that value as body.
-        body = result if isinstance(result, str) else json.dumps(result)
-        return HttpResponse(200, [("content-type", "application/json")], body.encode("utf-8"))
+        text = result if isinstance(result, str) else json.dumps(result)
+        return HttpResponse(200, [("content-type", "application/json")], text.encode("utf-8"))
     status = _status(result["statusCode"])
     if "isBase64Encoded" in result and not isinstance(result["isBase64Encoded"], bool | None):
         raise MalformedResponse("isBase64Encoded must be a boolean")

@@ -153,7 +153,7 @@ def _install_patch() -> None:
             )
         from moto.awslambda_simple.models import LambdaSimpleBackend
 
-        LambdaSimpleBackend.invoke = _patched_invoke  # type: ignore[method-assign,assignment]
+        LambdaSimpleBackend.invoke = _patched_invoke  # type: ignore[method-assign]
         _Bridge.installed = True
 
 
@@ -323,7 +323,7 @@ def deploy_functions(
     out = []
     for spec in specs:
         code = zip_code_dir(spec.code_dir)
-        config = {
+        config: dict[str, Any] = {
             "Handler": spec.handler,
             "Runtime": spec.runtime,
             "Timeout": int(spec.timeout_s),

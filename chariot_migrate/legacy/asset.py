@@ -25,7 +25,8 @@ def _is_update(body: dict[str, Any]) -> bool:
 def put(req: Request, caller: Caller) -> Any:
     body = req.body_dict()
     if not _is_update(body):
-        return [add_one(caller, req.model(AssetAdd, body) and body)]
+        req.model(AssetAdd, body)  # validates; the asset is built from the body as sent
+        return [add_one(caller, body)]
     m = req.model(AssetUpdate, body)
     targets = graph.matching(caller, m.key, "asset")
     if not targets:

@@ -7,6 +7,7 @@ edges derived from keys (see ``related``), so legacy and new services answer ali
 from __future__ import annotations
 
 import json
+import operator
 from collections.abc import Callable, Iterable
 from typing import Any, Literal
 
@@ -133,12 +134,14 @@ def _num(v: Any) -> float | None:
 def _compare(actual: Any, op: str, expected: Any) -> bool:
     a, e = _num(actual), _num(expected)
     if a is not None and e is not None:
-        left, right = a, e
-    else:
-        if actual is None:
-            return False
-        left, right = str(actual), str(expected)
-    return {"<": left < right, "<=": left <= right, ">": left > right, ">=": left >= right}[op]
+        return _ORDER[op](a, e)
+    if actual is None:
+        return False
+    return _ORDER[op](str(actual), str(expected))
+
+
+_ORDER: dict[str, Callable[[Any, Any], bool]] = {
+    "<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge}
 
 
 def _eq(actual: Any, expected: Any) -> bool:

@@ -242,3 +242,14 @@ class HookBody(_Body):
     dns: str = Field(min_length=1)
     name: str = Field(min_length=1)
     finding: str | None = None
+
+
+# GET /schema: the request-body schemas, keyed by entity type (the legacy's exact set and order).
+ENTITY_SCHEMAS: dict[str, type[BaseModel]] = {
+    "asset": AssetAdd, "risk": RiskAdd, "attribute": AttributeAdd, "seed": SeedAdd, "preseed": PreseedAdd,
+    "job": JobAdd, "account": AccountLink, "key": ApiKeyAdd, "setting": NamedValue, "configuration": NamedValue}
+
+
+def entity_schemas() -> dict[str, Any]:
+    """The ``GET /schema`` answer: each entity type's JSON schema, by its JSON field names."""
+    return {name: model.model_json_schema(by_alias=True) for name, model in ENTITY_SCHEMAS.items()}

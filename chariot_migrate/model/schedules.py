@@ -196,7 +196,7 @@ def transition(item: dict[str, Any], action: str, now: str) -> dict[str, Any]:
 
 def is_due(item: dict[str, Any], now: datetime) -> bool:
     nxt = item.get("nextExecution")
-    return item.get("status") == "active" and bool(nxt) and parse_time(nxt) <= now
+    return item.get("status") == "active" and isinstance(nxt, str) and bool(nxt) and parse_time(nxt) <= now
 
 
 def after_run(item: dict[str, Any], now: datetime) -> dict[str, Any]:

@@ -113,7 +113,13 @@ def filter_my_items(items: list[dict[str, Any]], q: MyQuery) -> list[dict[str, A
 
 
 class Pages(Protocol):
-    def query_page(self, username: str, **kwargs: Any) -> tuple[list[dict[str, Any]], Any]: ...
+    """One DynamoDB query page of a legacy-shaped table: the legacy store module and kit's table."""
+
+    def query_page(self, username: str, *, prefix: str | None = None, exact: str | None = None,
+                   between: tuple[str, str] | None = None, index_field: str | None = None,
+                   index_value: str | None = None, index_exact: bool = False, start: dict[str, Any] | None = None,
+                   limit: int | None = None, descending: bool = False,
+                   key_prefix_filter: str | None = None) -> tuple[list[dict[str, Any]], Any]: ...
 
 
 def search_page(pages: Pages, q: MyQuery, *, page_size: int,

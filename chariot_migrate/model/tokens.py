@@ -15,6 +15,7 @@ from typing import Any
 import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
+from jwt.types import Options
 
 ISSUER = "chariot-migrate-local"
 AUDIENCE = "chariot"
@@ -80,7 +81,8 @@ def verify(token: str, public_pem: str | list[str], *, now: float | None = None)
     if not token:
         raise TokenError("missing token")
     keys = [public_pem] if isinstance(public_pem, str) else list(public_pem)
-    options = {"require": ["exp", "iat", "sub", "iss", "aud"]}
+    options: Options = {"require": ["exp", "iat", "sub", "iss", "aud"]}
+    unchecked_times: Options = options | {"verify_exp": False, "verify_nbf": False, "verify_iat": False}
     last: Exception | None = None
     for pem in keys:
         try:
@@ -89,7 +91,7 @@ def verify(token: str, public_pem: str | list[str], *, now: float | None = None)
                                     leeway=LEEWAY_S, options=options)
             else:
                 claims = jwt.decode(token, _public_key(pem), algorithms=["RS256"], audience=AUDIENCE, issuer=ISSUER,
-                                    options=options | {"verify_exp": False, "verify_nbf": False, "verify_iat": False})
+                                    options=unchecked_times)
                 if claims["exp"] + LEEWAY_S < now or claims.get("nbf", 0) - LEEWAY_S > now:
                     raise TokenError("token expired or not yet valid")
             return claims
@@ -108,7 +110,9 @@ def jwks(public_pems: list[str]) -> dict[str, Any]:
     out = []
     for pem in public_pems:
         pub = serialization.load_pem_public_key(pem.encode())
-        nums = pub.public_numbers()  # type: ignore[union-attr]
+        if not isinstance(pub, rsa.RSAPublicKey):
+            raise TokenError("JWKS holds RS256 keys only: this PEM is not an RSA public key")
+        nums = pub.public_numbers()
         out.append({"kty": "RSA", "use": "sig", "alg": "RS256", "kid": kid_of(pem),
                     "n": _b64u(nums.n), "e": _b64u(nums.e)})
     return {"keys": out}

@@ -13,6 +13,7 @@ import json
 import logging
 import random
 import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -360,7 +361,7 @@ class ProxyApp:
 
     async def _handle(self, scope: dict, receive, send, t0: float) -> None:
         table = self.routes.table  # one reference per request: reloads swap atomically
-        edge = self._edge if self._edge_table is table else self._edge_for(table)
+        edge = self._edge if self._edge_table is table and self._edge is not None else self._edge_for(table)
         if edge.screens and (rej := edge.screen(scope, scope["method"])) is not None:
             return await send_rejection(send, rej)
         flow = await self._match(scope, receive, send, table, edge)
@@ -392,18 +393,21 @@ class ProxyApp:
         rp, problem = split_raw_path(scope.get("raw_path") or quote_path(scope["path"]), cfg.stage_prefix)
         if rp is None:
             metrics.REJECTED.labels("bad_path").inc()
-            return await _send_json(send, 400, {"error": f"bad request path: {problem}"})
+            await _send_json(send, 400, {"error": f"bad request path: {problem}"})
+            return None
         rp, version = split_version(rp)
         if rp is None:  # whatever routes.yaml says: the internal API is for the services only
             metrics.REJECTED.labels("internal_api").inc()
-            return await _send_json(send, 404, {"error": "not found: /internal/api is service-to-service only"})
+            await _send_json(send, 404, {"error": "not found: /internal/api is service-to-service only"})
+            return None
         headers = [(k.decode("latin-1").lower(), v.decode("latin-1")) for k, v in scope["headers"]]
         hmap = dict(headers)
         try:
             body = await _read_body(receive, hmap, cfg.defaults.max_body_bytes)
         except BodyTooLarge:
             metrics.REJECTED.labels("body_too_large").inc()
-            return await _send_json(send, 413, {"error": f"request body exceeds {cfg.defaults.max_body_bytes} bytes"})
+            await _send_json(send, 413, {"error": f"request body exceeds {cfg.defaults.max_body_bytes} bytes"})
+            return None
         path = rp.path
         query = _raw_query(scope["query_string"])
         view = RequestView(method, path, query, hmap, body, version or "v1")
@@ -411,13 +415,16 @@ class ProxyApp:
         if (match is None and version is not None and version not in (have := table.versions_of(view))
                 and (have or version != "v1")):  # no route at all under v1: the legacy default, as on the stage
             metrics.REJECTED.labels("api_version").inc()
-            return await _send_json(send, 404, {"error": f"{method} {path} has no API version {version}",
+            await _send_json(send, 404, {"error": f"{method} {path} has no API version {version}",
                                                 "versions": have})
+            return None
         if view.json_problem is not None:  # a body predicate could not read the body: neither side could
             metrics.REJECTED.labels("bad_json").inc()
-            return await _send_json(send, 400, {"error": f"request body is not valid JSON: {view.json_problem}"})
+            await _send_json(send, 400, {"error": f"request body is not valid JSON: {view.json_problem}"})
+            return None
         if match is None and edge.enforced and (rej := edge.method_not_allowed(view)) is not None:
-            return await send_rejection(send, rej, edge.cors_headers(hmap))
+            await send_rejection(send, rej, edge.cors_headers(hmap))
+            return None
         plan = self._plan_for(table, edge, match.route if match else None)
         account = bucket_key(cfg.bucket_by, hmap, view.query_first)
         principal = account
@@ -431,7 +438,8 @@ class ProxyApp:
         if rej is not None:
             await send_rejection(send, rej, edge.cors_headers(flow.hmap))
             return False
-        flow.principal = verified.principal
+        if verified is not None:  # None only with a rejection, sent above
+            flow.principal = verified.principal
         return True
 
     async def _decide(self, flow: Flow, plan: RoutePlan) -> Exchange:
@@ -671,9 +679,10 @@ async def _send_response(send, resp: HttpResponse, headers: list[tuple[str, str]
         return resp.status
     # Streamed: read the first chunk before committing the status, so an upstream that dies
     # immediately still becomes a clean 502 instead of a truncated 200.
-    it = resp.stream.__aiter__()
+    stream: AsyncIterator[bytes] = resp.stream.__aiter__()
+    it: AsyncIterator[bytes] | None = stream
     try:
-        first = await it.__anext__()
+        first = await stream.__anext__()
     except StopAsyncIteration:
         first = b""
         it = None

@@ -73,7 +73,7 @@ def match_bff(cfg: RoutesFile, scope: dict) -> BffMatch | None:
     rp, version = split_version(rp)
     if rp is None:
         return None
-    if graphql and rp.path == bff.graphql.path and version is None:
+    if graphql and bff.graphql is not None and rp.path == bff.graphql.path and version is None:
         return BffMatch("graphql", rp.path)
     for agg in aggs:
         if rp.path == agg.path and (version or "v1") in agg.versions:

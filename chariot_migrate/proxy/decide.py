@@ -59,4 +59,4 @@ def decide_side(d: DecisionInput) -> Decision:
         side, reason = other, "failover"
     if side == base.side and reason == base.reason:
         return base
-    return Decision(side, reason)  # type: ignore[arg-type]
+    return Decision(side, reason)

@@ -23,13 +23,14 @@ from prometheus_client import Counter
 
 from ..dual_write.config import DualWriteConfig
 from ..dual_write.outbox import Outbox, open_outbox
-from ..dual_write.records import ReplayRecord
+from ..dual_write.records import ReplayRecord, Side
 from ..dual_write.worker import ReplayWorker
 from ..redact import redact_path
 from ..rollout.bucketing import in_cohort, salt_for
 from ..rollout.state import ServiceState
 from ..routes.matcher import Route
 from ..routes.models import SAFE_METHODS, RoutesFile
+from ..shadow.normalise import NormaliseRules
 from ..transport import HttpRequest, HttpResponse, Transport
 from .addons import Exchange
 
@@ -145,7 +146,7 @@ class DualWriteAddon:
         deadline = time.monotonic() + self.cfg.barrier_s
         while True:
             left = [svc for svc in self._get_config().services if svc != ex.service
-                    and await self.outbox.pending_for(svc, account, target) > 0]  # type: ignore[arg-type]
+                    and await self.outbox.pending_for(svc, account, target) > 0]
             if not left:
                 BARRIER.labels(ex.service or "-", "delivered").inc()
                 self._pending.get(target, ({}, 0.0))[0].pop(account, None)
@@ -166,9 +167,7 @@ class DualWriteAddon:
         now = time.monotonic()
         entry = self._pending.get(target)
         if entry is None or entry[1] < now:
-            refresh = self._refreshing.get(target)
-            if refresh is None:  # one query per refresh, however many requests wait for it
-                refresh = self._refreshing[target] = asyncio.ensure_future(self._snapshot(target))
+            refresh = self._refreshing.get(target) or self._start_refresh(target)
             try:
                 lanes = await asyncio.shield(refresh)
             finally:
@@ -179,6 +178,12 @@ class DualWriteAddon:
                 by_account.setdefault(acct, set()).add(svc)
             entry = self._pending[target] = (by_account, now + HOLD_BACK_REFRESH_S)
         return entry[0].get(account, set())
+
+    def _start_refresh(self, target: str) -> asyncio.Future[frozenset[tuple[str, str]]]:
+        """One snapshot query per refresh, however many requests wait for it."""
+        assert self._snapshot is not None  # only called when the outbox can snapshot
+        refresh = self._refreshing[target] = asyncio.ensure_future(self._snapshot(target))
+        return refresh
 
     async def _pending_services_per_account(self, account: str, target: str) -> set[str]:
         """Outboxes without a whole-outbox view (Redis): ask per service for this account, cached as long."""
@@ -199,7 +204,7 @@ class DualWriteAddon:
     async def response(self, ex: Exchange) -> None:
         if not self.wanted(ex) or ex.response is None or ex.error is not None or not 200 <= ex.response.status < 300:
             return
-        target = "legacy" if ex.side == "new" else "new"
+        target: Side = "legacy" if ex.side == "new" else "new"
         request = ex.request
         header = self._account_header()
         if header and ex.account and request.header(header) is None:
@@ -256,7 +261,7 @@ class DualWriteAddon:
         primary = HttpResponse(record.primary.status, list(record.primary.headers), record.primary.body)
         other = _Answered(response)
         primary_side = "legacy" if record.target == "new" else "new"
-        rules = self._rules(record.route_id) if self._rules else None
+        rules = self._rules(record.route_id) if self._rules else NormaliseRules()
         self._shadow.submit(ShadowJob(
             service=record.service, route_id=record.route_id, request=req, primary_side=primary_side,
             primary=primary, primary_latency_s=0.0, primary_transport=other, shadow_transport=other,

@@ -51,7 +51,7 @@ def readiness_of(cfg: RoutesFile, state_url: str | None, services: list[str]) ->
     finally:
         with contextlib.suppress(Exception):
             store.close()
-    return {n: rows[n] if rows.get(n) is not None else RuntimeError("unknown service") for n in services}
+    return {n: v if (v := rows.get(n)) is not None else RuntimeError("unknown service") for n in services}
 
 
 Compute = Callable[[RoutesFile, str | None, list[str]], Mapping[str, Verdict | Exception]]

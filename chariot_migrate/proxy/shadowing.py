@@ -42,7 +42,7 @@ class ShadowAddon:
                                    concurrency=self.shadow_cfg.concurrency, queue_size=self.shadow_cfg.queue_size,
                                    flush_interval_s=self.shadow_cfg.flush_interval_s)
         self._rng = rng or random.Random()
-        self._counters: dict[tuple[str, str], object] = {}
+        self._counters: dict[tuple[str, str], Counter] = {}
 
     def _config(self) -> ShadowConfig:
         cfg = self._get_config()
@@ -80,7 +80,7 @@ class ShadowAddon:
         return None
 
     def done(self, ex: Exchange) -> None:
-        if ex.response is None or ex.response.stream is not None or not self.wanted(ex):
+        if ex.response is None or ex.response.stream is not None or ex.other is None or not self.wanted(ex):
             return
         sc = self._config()
         job = ShadowJob(

@@ -39,7 +39,7 @@ class WindowAddon:
             if ex.notes.get("failed_over"):
                 # Failover spares the client, not the failing side: its failure counts in its window
                 # (the new side's, unless legacy failed and new served: failover_to_new).
-                self.recorder.observe(ex.service, ex.notes.get("failed_side", "new"), 502, ex.latency_s)
+                self.recorder.observe(ex.service, str(ex.notes.get("failed_side", "new")), 502, ex.latency_s)
             self.recorder.observe(ex.service, ex.side, ex.response.status, ex.latency_s)
 
     async def flush(self) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs, quote, unquote
@@ -215,7 +215,7 @@ class RouteTable:
         bucket.append(route)
         self.routes.append(route)
 
-    def _walk(self, node: _Node):
+    def _walk(self, node: _Node) -> Iterator[_Node]:
         yield node
         for child in node.literal.values():
             yield from self._walk(child)

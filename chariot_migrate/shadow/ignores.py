@@ -12,6 +12,7 @@ import re
 from collections.abc import Sequence
 from datetime import UTC, date, datetime
 from pathlib import Path
+from typing import Any, Protocol
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -56,16 +57,24 @@ class IgnoreRule(BaseModel):
 RECORD_KIND = "shadow-ignore"
 
 
-def store_ignores(store) -> list[IgnoreRule]:
+class RecordStore(Protocol):
+    """Where ``diffs ignore`` records rules: the rollout state store's record API."""
+
+    def records(self, kind: str) -> dict[str, dict[str, Any]]: ...
+
+    def put_record(self, kind: str, key: str, doc: dict[str, Any]) -> None: ...
+
+
+def store_ignores(store: RecordStore) -> list[IgnoreRule]:
     """The rules recorded in a state store (``diffs ignore``, ``diffs import-ignores``)."""
     return [IgnoreRule.model_validate(doc) for doc in store.records(RECORD_KIND).values()]
 
 
-def put_ignore(store, rule: IgnoreRule) -> None:
+def put_ignore(store: RecordStore, rule: IgnoreRule) -> None:
     store.put_record(RECORD_KIND, rule.signature, rule.model_dump(mode="json", exclude_none=True))
 
 
-def load_ignores(path: str | Path | None = DEFAULT_IGNORES_PATH, store=None) -> list[IgnoreRule]:
+def load_ignores(path: str | Path | None = DEFAULT_IGNORES_PATH, store: RecordStore | None = None) -> list[IgnoreRule]:
     """The store's rules, plus those of the YAML file that the store does not hold (the store's
     rule wins for the same signature). A missing file means no file rules. Bad content → ValueError."""
     rules = {r.signature: r for r in _file_ignores(path)}
@@ -98,7 +107,7 @@ def _file_ignores(path: str | Path | None) -> list[IgnoreRule]:
     return rules
 
 
-def add_ignore(rule: IgnoreRule, path: str | Path | None = DEFAULT_IGNORES_PATH, store=None) -> list[IgnoreRule]:
+def add_ignore(rule: IgnoreRule, path: str | Path | None = DEFAULT_IGNORES_PATH, store: RecordStore | None = None) -> list[IgnoreRule]:
     """Add (or replace, by signature) one rule: into the store when given, and rewrite the file
     (the reviewed export: the store's rules and the file's) in a stable order."""
     if store is not None:
@@ -110,7 +119,7 @@ def add_ignore(rule: IgnoreRule, path: str | Path | None = DEFAULT_IGNORES_PATH,
     return rules
 
 
-def import_ignores(store, path: str | Path) -> list[IgnoreRule]:
+def import_ignores(store: RecordStore, path: str | Path) -> list[IgnoreRule]:
     """Put every rule of a reviewed file into the store (replacing the store's rule of the same
     signature); returns the rules imported."""
     rules = _file_ignores(path)

@@ -32,7 +32,7 @@ class AssetDiscoverySettings(GraphSettings):
     grpc_address: str | None = None  # host:port of the gRPC API (grpc_api.py); None = HTTP only
 
     @classmethod
-    def from_env(cls, service: str = SERVICE, env: Any = None, **overrides: Any):  # type: ignore[override]
+    def from_env(cls, service: str = SERVICE, env: Any = None, **overrides: Any):
         return super().from_env(service, env, **overrides)
 
 

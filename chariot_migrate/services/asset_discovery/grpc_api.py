@@ -38,7 +38,11 @@ def asset_message(entity: dict[str, Any]) -> Any:
     return pb.Asset(**asset_fields(entity))
 
 
-class AssetDiscoveryServicer(pb_grpc.AssetDiscoveryServiceServicer):
+# Generated at install (git-ignored), so the type checker sees only a module: the base is Any to it.
+_GeneratedServicer: Any = pb_grpc.AssetDiscoveryServiceServicer
+
+
+class AssetDiscoveryServicer(_GeneratedServicer):
     """Reads the running service from ``app.state`` (set by the HTTP app's startup)."""
 
     def __init__(self, app: FastAPI) -> None:

@@ -33,7 +33,7 @@ class CapabilitiesSettings(ChariotSettings):
     shutdown_grace_s: float = 20.0
 
     @classmethod
-    def from_env(cls, service: str = "capabilities", env=None, **overrides):  # type: ignore[override]
+    def from_env(cls, service: str = "capabilities", env=None, **overrides):
         env = os.environ if env is None else env
         return super().from_env(service, env, **peer_url_overrides(service, env, overrides))
     resume_queued_jobs: bool = True  # at startup, run jobs a previous process left queued

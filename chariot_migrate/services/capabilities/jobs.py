@@ -18,7 +18,7 @@ def target_model(item: dict[str, Any]) -> dict[str, Any]:
 
 
 def is_active(job: dict[str, Any] | None) -> bool:
-    return bool(job) and job_code(job.get("status", "")) in ACTIVE and not job.get("allowRepeat")
+    return job is not None and bool(job) and job_code(job.get("status", "")) in ACTIVE and not job.get("allowRepeat")
 
 
 def new_job(account: str, target: dict[str, Any], capability: str, config: dict[str, Any],

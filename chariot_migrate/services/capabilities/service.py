@@ -6,6 +6,7 @@ import asyncio
 import logging
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 from anyio import to_thread
@@ -120,7 +121,7 @@ class JobService:
                 continue
             updated = schedules.after_run(item, now)
             try:
-                await to_thread.run_sync(lambda u=updated, v=raw.get("version", 1): repo.put(u, expected_version=v))
+                await to_thread.run_sync(partial(repo.put, updated, expected_version=raw.get("version", 1)))
             except ConflictError:
                 continue  # another replica fired it
             fired += 1

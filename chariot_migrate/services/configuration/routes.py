@@ -24,10 +24,6 @@ from .store import SETTINGS, ConfigurationStore
 
 router = APIRouter()
 KINDS: dict[str, Callable[[str], str]] = {"setting": setting_key, "configuration": configuration_key}
-# GET /schema: the request-body schemas, keyed by entity type (the legacy's exact set and order).
-SCHEMAS = {"asset": rq.AssetAdd, "risk": rq.RiskAdd, "attribute": rq.AttributeAdd, "seed": rq.SeedAdd,
-           "preseed": rq.PreseedAdd, "job": rq.JobAdd, "account": rq.AccountLink, "key": rq.ApiKeyAdd,
-           "setting": rq.NamedValue, "configuration": rq.NamedValue}
 
 
 def _store(request: Request) -> ConfigurationStore:
@@ -93,7 +89,7 @@ async def my(request: Request, who: Caller = Depends(caller)) -> Any:
 
 @router.get("/schema")
 async def schema(who: Caller = Depends(caller)) -> Any:
-    return {name: model.model_json_schema(by_alias=True) for name, model in SCHEMAS.items()}
+    return rq.entity_schemas()
 
 
 @router.get("/internal/api/flags")

@@ -28,7 +28,7 @@ class IntegrationHubSettings(ChariotSettings):
     breaker_cooldown_s: float = 10.0
 
     @classmethod
-    def from_env(cls, service: str = "integration-hub", env=None, **overrides):  # type: ignore[override]
+    def from_env(cls, service: str = "integration-hub", env=None, **overrides):
         env = os.environ if env is None else env
         return super().from_env(service, env, **peer_url_overrides(service, env, overrides))
 

@@ -263,8 +263,8 @@ class Authenticator:
         if internal:
             # A peer service acts on behalf of the account named in the header; it is trusted
             # for that, with the role it was minted with (admin by default).
-            role = claims.get("role") if claims.get("role") in ROLE_RANK else "admin"
-            return Caller(principal, account or principal, role, True, claims)
+            peer_role = str(claims["role"]) if claims.get("role") in ROLE_RANK else "admin"
+            return Caller(principal, account or principal, peer_role, True, claims)
         same = account == principal if self.rules.account_case_sensitive else account.lower() == principal.lower()
         if not account or same:
             return Caller(principal, principal, "admin", False, claims)

@@ -26,6 +26,7 @@ async def internal_caller(context: grpc.aio.ServicerContext, auth: Authenticator
     """The peer service and the account it acts for; aborts the call otherwise."""
     if auth is None:  # the app has not finished starting
         await context.abort(grpc.StatusCode.UNAVAILABLE, "starting")
+        raise AssertionError("unreachable: abort() raises")
     metadata = context.invocation_metadata()
     try:
         who = await auth.authenticate(metadata_value(metadata, "authorization"), metadata_value(metadata, "account"))

@@ -8,6 +8,7 @@ chosen at import time from the env var); the exposition then aggregates them wit
 from __future__ import annotations
 
 import os
+from typing import Any
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -44,7 +45,7 @@ class ServiceMetrics:
             buckets=LATENCY_BUCKETS,
             registry=self._registry,
         )
-        gauge_kwargs = {"multiprocess_mode": "livesum"} if self.multiprocess else {}
+        gauge_kwargs: dict[str, Any] = {"multiprocess_mode": "livesum"} if self.multiprocess else {}
         self.active_connections = Gauge(
             "active_connections_total",
             "Open connections by type (http = in-flight requests)",
@@ -72,9 +73,8 @@ class ServiceMetrics:
         self.active_connections.labels(self.service, connection_type).dec()
 
     def exposition(self) -> tuple[bytes, str]:
-        if self.multiprocess:
+        registry = self._registry
+        if registry is None:  # multiprocess: every worker's samples, read from the shared folder
             registry = CollectorRegistry()
             multiprocess.MultiProcessCollector(registry)
-        else:
-            registry = self._registry
         return generate_latest(registry), CONTENT_TYPE_LATEST

@@ -72,8 +72,8 @@ class ServiceSettings(BaseModel):
             return cls.model_validate(values)
         except ValidationError as exc:
             err = exc.errors()[0]
-            field = str(err["loc"][0]) if err["loc"] else "?"
-            var = source.get(field, field.upper())
+            failed = str(err["loc"][0]) if err["loc"] else "?"
+            var = source.get(failed, failed.upper())
             raise SettingsError(f"environment variable {var}: {err['msg']}") from None
 
 
@@ -113,7 +113,7 @@ class ChariotSettings(ServiceSettings):
     cache_l2_ttl_seconds: float = 60.0
 
     @classmethod
-    def from_env(cls, service: str, env: Mapping[str, str] | None = None, **overrides: Any):  # type: ignore[override]
+    def from_env(cls, service: str, env: Mapping[str, str] | None = None, **overrides: Any):
         env = os.environ if env is None else env
         prefix = "CHARIOT_" + service.upper().replace("-", "_") + "_"
         fallbacks = dict(LEGACY_ENV, page_size="CHARIOT_PAGE_SIZE")

@@ -32,7 +32,7 @@ class ReportingSettings(ChariotSettings):
     peer_timeout_s: float = 5.0
 
     @classmethod
-    def from_env(cls, service: str = "reporting", env=None, **overrides):  # type: ignore[override]
+    def from_env(cls, service: str = "reporting", env=None, **overrides):
         env = os.environ if env is None else env
         overrides = peer_url_overrides(service, env, overrides, {**UP_NAMES, "capabilities_url": "CAPABILITIES_URL"})
         if "files_bucket" not in overrides and not any(

@@ -35,7 +35,7 @@ class RiskAssessmentSettings(GraphSettings):
     asset_discovery_grpc_deadline_s: float = 2.0
 
     @classmethod
-    def from_env(cls, service: str = SERVICE, env: Any = None, **overrides: Any):  # type: ignore[override]
+    def from_env(cls, service: str = SERVICE, env: Any = None, **overrides: Any):
         return super().from_env(service, env, **overrides)
 
 

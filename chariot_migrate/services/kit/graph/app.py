@@ -38,7 +38,7 @@ class GraphSettings(ChariotSettings):
     files_bucket: str = "graph-files"  # bulk results files (``{account}/bulk/…``); per service
 
     @classmethod
-    def from_env(cls, service: str, env: Mapping[str, str] | None = None, **overrides: Any):  # type: ignore[override]
+    def from_env(cls, service: str, env: Mapping[str, str] | None = None, **overrides: Any):
         env = os.environ if env is None else env
         own = "CHARIOT_" + service.upper().replace("-", "_") + "_MAX_RESPONSE_BYTES"
         if "CHARIOT_MAX_RESPONSE_BYTES" in env and not any(v in env for v in ("MAX_RESPONSE_BYTES", own)):
