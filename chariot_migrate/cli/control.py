@@ -124,6 +124,10 @@ class AdminControl:
         """The admin process evaluates the gates on its own stores and takes the step."""
         return self._call("POST", f"/services/{service}/advance", json={"reason": reason, "force": force})
 
+    def tick(self, service: str, reason: str, force: bool) -> dict[str, Any]:
+        """One controller evaluation by the admin process: promote, hold or roll back."""
+        return self._call("POST", f"/services/{service}/tick", json={"reason": reason, "force": force})
+
 
 def _actor() -> str:
     from ..rollout.operations import default_actor

@@ -6,8 +6,10 @@ import json
 import os
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from types import SimpleNamespace
+from typing import Any
 
 import typer
 from rich.table import Table
@@ -64,6 +66,20 @@ def build_controller(routes: str | None, state: str | None, *args, **kw):
         return build(routes_path(routes), state, *args, **kw)
     except ValueError as e:
         raise ControlError(str(e)) from None
+
+
+def admin_loop(tick: Callable[[], dict[str, Any]], *, interval: float | None, watch: bool,
+               max_ticks: int | None, sleep: Callable[[float], None] = time.sleep) -> dict[str, Any]:
+    """``rollout --admin-url``: the controller's loop, each evaluation made by the admin process
+    (``tick``); the interval is the plan's unless given. Ends when the plan is complete."""
+    n = 0
+    while True:
+        doc = tick()
+        n += 1
+        console.print(f"{time.strftime('%H:%M:%S')} {doc['line']}", highlight=False, markup=False)
+        if (doc["decision"] == "done" and not watch) or (max_ticks and n >= max_ticks):
+            return doc
+        sleep(interval or doc["interval_s"])
 
 
 def register(app: typer.Typer) -> None:
@@ -156,9 +172,21 @@ def register(app: typer.Typer) -> None:
                 force: bool = typer.Option(False, "--force", help="ignore the phase order (needs --reason)"),
                 reason: str = typer.Option("", "--reason", "-m", help="why --force (kept in the history)"),
                 routes: str = RoutesOpt, state: str = StateOpt, metrics_store: str = MetricsOpt,
-                outbox: str = OutboxOpt) -> None:
+                outbox: str = OutboxOpt, admin_url: str = AdminOpt) -> None:
         """The controller: every interval, promote / hold / roll back on the window's evidence.
-        A human's shift or rollback meanwhile wins: the next evaluation starts from it."""
+        A human's shift or rollback meanwhile wins: the next evaluation starts from it.
+        With --admin-url each evaluation is made by the proxy's admin process, on its stores."""
+        if force and not reason:
+            from ..rollout.operations import OperationError
+
+            raise OperationError("--force needs a --reason (it is kept in the audit history)")
+        if admin_url or os.environ.get("CHARIOT_MIGRATE_ADMIN_URL"):
+            from .control import AdminControl
+
+            remote = AdminControl(admin_url or os.environ["CHARIOT_MIGRATE_ADMIN_URL"])
+            admin_loop(lambda: remote.tick(service, reason, force), interval=interval, watch=watch,
+                       max_ticks=max_ticks)
+            return
         ctl, cfg, plan = build_controller(routes, state, metrics_store, outbox=outbox)
         if service not in cfg.services:
             from ..rollout.operations import OperationError
@@ -168,10 +196,6 @@ def register(app: typer.Typer) -> None:
         def show(t) -> None:
             console.print(f"{time.strftime('%H:%M:%S')} {t.line()}", highlight=False, markup=False)
 
-        if force and not reason:
-            from ..rollout.operations import OperationError
-
-            raise OperationError("--force needs a --reason (it is kept in the audit history)")
         ctl.run(service, interval_s=interval, watch=watch, on_tick=show, max_ticks=max_ticks,
                 force_phase=force, force_reason=reason)
 

@@ -201,24 +201,39 @@ def create_admin_app(routes_path: str | Path, store: StateStore | None = None, *
         step, s = o.approve_next(service, body.step, actor=actor(request), reason=body.reason)
         return {"approved": step, **(done(o, s) if s is not None else {})}
 
-    @app.post("/services/{service}/advance", dependencies=guarded)
-    def advance(service: str, body: ReasonBody, request: Request) -> dict:
-        """`chariot-migrate advance` evaluated here, on this deployment's stores (state, request
-        windows, diffs, outbox): one step forward if the gates pass; the verdict and every check."""
+    def evaluate(service: str, body: ReasonBody, who: str, *, by_controller: bool) -> dict:
+        """The plan's gates for ``service`` on this deployment's stores (state, request windows,
+        diffs, outbox). ``by_controller``: the rollout loop's tick (holds and breaches recorded and
+        acted on); else a person's ``advance`` (only a promotion is applied)."""
         from ..rollout.assembly import build_controller, tick_doc
 
         if body.force and not body.reason:
             raise OperationError("force needs a reason (it is kept in the audit history)")
         try:
-            ctl, cfg, _ = build_controller(routes_path, os.environ.get("CHARIOT_MIGRATE_STATE"), store=store,
-                                           actor=actor(request))
+            ctl, cfg, plan = build_controller(routes_path, os.environ.get("CHARIOT_MIGRATE_STATE"), store=store,
+                                              actor=who)
         except ValueError as e:
             raise OperationError(str(e)) from None
         if service not in cfg.services:
             raise OperationError(f"unknown service {service!r}; routes.yaml knows: {', '.join(sorted(cfg.services))}")
-        tick = ctl.tick(service, force_phase=body.force, force_reason=body.reason, record=False, resume=True,
-                        force_safety=body.force)
-        return tick_doc(tick)
+        if by_controller:
+            tick = ctl.tick(service, force_phase=body.force, force_reason=body.reason)
+        else:
+            tick = ctl.tick(service, force_phase=body.force, force_reason=body.reason, record=False, resume=True,
+                            force_safety=body.force)
+        return {**tick_doc(tick), "line": tick.line(), "interval_s": plan.interval_s}
+
+    @app.post("/services/{service}/advance", dependencies=guarded)
+    def advance(service: str, body: ReasonBody, request: Request) -> dict:
+        """`chariot-migrate advance` evaluated here: one step forward if the gates pass; the
+        verdict and every check."""
+        return evaluate(service, body, actor(request), by_controller=False)
+
+    @app.post("/services/{service}/tick", dependencies=guarded)
+    def tick(service: str, body: ReasonBody, request: Request) -> dict:
+        """One evaluation of `chariot-migrate rollout --admin-url`: promote, hold or roll back, as
+        the controller does, on this deployment's stores."""
+        return evaluate(service, body, request.headers.get("x-actor", "rollout-controller")[:100], by_controller=True)
 
     @app.get("/capabilities", dependencies=guarded)
     def capabilities() -> dict:

@@ -25,7 +25,7 @@ plan:
 """
 ADMIN = "http://admin.test"
 STATE_CHANGING = ["shift", "shadow", "rollback", "abort", "undo", "pin", "unpin", "approve", "dual-write set", "advance",
-                  "promote"]
+                  "promote", "rollout"]
 
 
 @pytest.fixture
@@ -101,3 +101,24 @@ def test_advance_is_evaluated_by_the_admin_process_on_its_stores(cli):
     assert "[hold]" in r.stdout and "FAIL" in r.stdout
     assert cli.admin_store().get("account").percent == 0
     assert cli("advance", "nope", *a).exit_code == 1
+
+
+def test_rollout_loop_is_evaluated_by_the_admin_process_and_records_its_holds(cli):
+    a = ("--admin-url", ADMIN)
+    r = cli("rollout", "account", "--max-ticks", "2", "--interval", "0.01", *a)
+    assert r.exit_code == 0, r.stdout + r.stderr
+    lines = [ln for ln in r.stdout.splitlines() if ln.strip()]
+    assert len(lines) == 2, r.stdout
+    assert "account: legacy → shadow [promote]" in lines[0]  # the first tick promotes to the shadow step
+    assert "[hold]" in lines[1]  # no shadow pairs yet: the second holds
+    s = cli.admin_store().get("account")
+    assert s.shadow_percent == 100 and s.percent == 0
+    assert cli.store().get("account") is None  # the local store saw nothing
+    # Unlike `advance`, the controller's tick records the hold in the admin's audit history.
+    history = cli("history", "account", "--json", *a)
+    assert history.exit_code == 0, history.stderr
+    actions = [h["action"] for h in json.loads(history.stdout)]
+    assert actions == ["promote → shadow", "hold at shadow"], actions
+    assert cli("rollout", "nope", "--max-ticks", "1", *a).exit_code == 1
+    r = cli("rollout", "account", "--force", "--max-ticks", "1", *a)
+    assert r.exit_code == 1 and "--force needs a --reason" in r.stderr
