@@ -29,7 +29,6 @@ from .events import (
     Event,
     InProcessBus,
     InvalidEventError,
-    RedisOnce,
     RedisStreamsBus,
     SchemaRegistry,
 )
@@ -45,7 +44,6 @@ from .repository import (
 )
 from .saga import Saga, SagaFailed, Step
 from .settings import ServiceSettings, SettingsError
-from .two_phase import TransactionAborted, TwoPhaseCoordinator
 
 __all__ = [
     "LEGACY_RULES",
@@ -67,7 +65,6 @@ __all__ = [
     "MembershipLookup",
     "Page",
     "ReadThroughCache",
-    "RedisOnce",
     "RedisStreamsBus",
     "Repository",
     "RetryPolicy",
@@ -82,8 +79,6 @@ __all__ = [
     "TTLCache",
     "TableSpec",
     "TokenVerifier",
-    "TransactionAborted",
-    "TwoPhaseCoordinator",
     "build_authenticator",
     "caller",
     "create_service_app",

@@ -3,8 +3,8 @@
 Delivery is at least once. Every event is validated against its schema on publish *and* on
 consume (a producer on an older build cannot poison consumers: invalid events go to the dead
 letter). Consumers apply each event once with their store's own transaction (the reporting read
-model: row, counters and the processed mark in one DynamoDB transaction) or :class:`RedisOnce`
-(effect and "processed" mark in one Redis transaction).
+model: row, counters and the processed mark in one DynamoDB transaction; for Redis effects, a
+MULTI/EXEC guarded by WATCH, as the streams-bus tests' ``redis_once`` shows).
 """
 
 from __future__ import annotations
@@ -461,39 +461,6 @@ class RedisStreamsBus:
     async def dead_letters(self, count: int = 100) -> list[dict[str, str]]:
         rows = await self.redis.xrange(self.dead_letter_stream, count=count)
         return [{_s(k): _s(v) for k, v in fields.items()} for _, fields in rows]
-
-
-# ---- applying an event once -----------------------------------------------------------------
-
-
-class RedisOnce:
-    """Apply Redis effects and the "processed" mark in one MULTI/EXEC, guarded by WATCH.
-
-    ``await once.apply(event.id, lambda pipe: pipe.rpush(...))`` → True if applied, False if the
-    event had been applied before (by this or any other consumer).
-    """
-
-    def __init__(self, redis: Any, *, prefix: str, ttl: float = 7 * 86400) -> None:
-        self.redis, self.prefix, self.ttl = redis, prefix, int(ttl)
-
-    async def apply(self, event_id: str, effects: Callable[[Any], Any]) -> bool:
-        from redis.exceptions import WatchError
-
-        mark = f"{self.prefix}processed:{event_id}"
-        async with self.redis.pipeline(transaction=True) as pipe:
-            while True:
-                try:
-                    await pipe.watch(mark)
-                    if await pipe.exists(mark):
-                        await pipe.reset()
-                        return False
-                    pipe.multi()
-                    pipe.set(mark, "1", ex=self.ttl)
-                    effects(pipe)
-                    await pipe.execute()
-                    return True
-                except WatchError:
-                    continue
 
 
 # A subscription a service app declares: (consumer group, event types, handler(event) or

@@ -11,8 +11,9 @@ import signal
 import sys
 
 import redis.asyncio as aioredis
+from redis_once import RedisOnce
 
-from chariot_migrate.services.kit.events import RedisOnce, RedisStreamsBus
+from chariot_migrate.services.kit.events import RedisStreamsBus
 
 
 async def main(url: str, prefix: str, group: str, crash_after: int) -> None:

@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 import redis.asyncio as aioredis
+from redis_once import RedisOnce
 
-from chariot_migrate.services.kit.events import Event, RedisOnce, RedisStreamsBus
+from chariot_migrate.services.kit.events import Event, RedisStreamsBus
 
 pytestmark = pytest.mark.integration
 REDIS_URL = "redis://127.0.0.1:6379/0"
