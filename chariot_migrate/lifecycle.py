@@ -68,7 +68,7 @@ def adopt_children(env: dict[str, str] | None = None) -> dict[str, str]:
     """Mark the children this process is about to start (``env``, default ``os.environ``) as ours."""
     target = os.environ if env is None else env
     target[PARENT_PID_ENV] = str(os.getpid())
-    return target  # type: ignore[return-value]
+    return target  # type: ignore[return-value]  # os.environ is a MutableMapping, used as the dict callers pass
 
 
 def die_with_parent(parent_pid: int | None = None) -> None:

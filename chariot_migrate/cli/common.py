@@ -60,7 +60,7 @@ def friendly_errors(fn: F) -> F:
             err_console.print(f"[red]error:[/red] {esc(message)}", highlight=False, soft_wrap=True)
             raise typer.Exit(1) from None
 
-    return wrapper  # type: ignore[return-value]
+    return wrapper  # type: ignore[return-value]  # wraps() keeps fn's signature; mypy cannot see that
 
 
 class ControlError(Exception):

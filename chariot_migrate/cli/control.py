@@ -50,7 +50,7 @@ class DirectControl:
         return self._done(self.ops.rollback(service, reason=reason, force=force))
 
     def pin(self, service: str, account: str, to: str, reason: str, force: bool = False) -> dict[str, Any]:
-        return self._done(self.ops.pin(service, account, to, reason=reason, force=force))  # type: ignore[arg-type]
+        return self._done(self.ops.pin(service, account, to, reason=reason, force=force))  # type: ignore[arg-type]  # pin() refuses any other side
 
     def unpin(self, service: str, account: str, reason: str = "", force: bool = False) -> dict[str, Any]:
         return self._done(self.ops.unpin(service, account, reason=reason, force=force))
@@ -59,7 +59,7 @@ class DirectControl:
         return [h.model_dump() for h in self.ops.history(service, limit)]
 
     def dual_write(self, service: str, mode: str, percent: float, reason: str, force: bool) -> dict[str, Any]:
-        return self._done(self.ops.set_dual_write(service, mode, percent, reason=reason, force=force))  # type: ignore[arg-type]
+        return self._done(self.ops.set_dual_write(service, mode, percent, reason=reason, force=force))  # type: ignore[arg-type]  # on|off checked by the command
 
     def approve(self, service: str, step: str | None, reason: str) -> dict[str, Any]:
         target, s = self.ops.approve_next(service, step, reason=reason)

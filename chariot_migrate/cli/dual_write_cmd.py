@@ -307,7 +307,7 @@ def _backfill_one(cfg, mig, *, state: str | None, endpoint_url: str | None, rate
         try:
             res = run(mig, legacy, new, FileCheckpointStore(checkpoints or under("checkpoints", state)),
                       rate_limit_per_s=rate, progress=progress, segments=segments, page_size=page_size,
-                      write_mode=write_mode, write_threads=write_threads)  # type: ignore[arg-type]
+                      write_mode=write_mode, write_threads=write_threads)  # type: ignore[arg-type]  # checked against WRITE_MODES
         finally:  # an interrupted backfill has written too
             _tables_changed(cfg, mig, aws_target(cfg, state, endpoint_url)[0])
     rate_s = res.scanned / res.elapsed_s if res.elapsed_s > 0 else 0.0
@@ -401,7 +401,7 @@ def repair(service: str, source: str = typer.Option(..., "--source", help="legac
     with ProgressReport(f"repair {service}: verify", unit="items read") as bar:
         found = run_verify_only(mig, legacy, new, progress=lambda n, total=None: bar.update(n, total=total))
     with ProgressReport(f"repair {service}: {'plan' if dry_run else 'fix'} from {source}", unit="keys") as bar:
-        res = run_repair(mig, found, legacy, new, source=source, dry_run=dry_run,  # type: ignore[arg-type]
+        res = run_repair(mig, found, legacy, new, source=source, dry_run=dry_run,  # type: ignore[arg-type]  # checked above
                          progress=lambda i, n: bar.update(i, total=n))
     if not dry_run and source == "legacy":  # repairs from "new" write the legacy table only
         _tables_changed(cfg, mig, aws_target(cfg, state, endpoint_url)[0])

@@ -149,7 +149,7 @@ def register(app: typer.Typer) -> None:
         """Make services safe to move: dual write on (both directions), backfill, verify. Exit 0 when
         every one is prepared, 1 (with the reasons) when one is not. Run it again any time: it
         catches up. Services that share data (`shares_data_with`) must be prepared together."""
-        from ..rollout.operations import Operations
+        from ..rollout.operations import Operations, initial_state
         from ..rollout.safety import readiness
         from ..rollout.store import open_state_store
         from ..routes.loader import load_table
@@ -170,7 +170,8 @@ def register(app: typer.Typer) -> None:
         failed = []
         for name in names:
             # Its own data decides the exit code; unprepared peers are the next step, named here.
-            verdict = readiness(name, ops.store.get(name), ops.data_evidence.gather(name))  # type: ignore[arg-type]
+            state_now = ops.store.get(name) or initial_state(name, cfg.services.get(name))
+            verdict = readiness(name, state_now, ops.data_evidence.gather(name))
             if verdict.ok:
                 waiting = ops._data_evidence(name).peers_unprepared
                 then = (f"before it serves accounts from new, prepare the services it shares data with: "

@@ -283,7 +283,7 @@ class VerifyResult(BaseModel):
     elapsed_s: float = 0.0
     resumed: bool = False
 
-    @computed_field  # type: ignore[prop-decorator]
+    @computed_field  # type: ignore[prop-decorator]  # pydantic's documented form; mypy rejects decorated properties
     @property
     def ok(self) -> bool:
         return not (self.missing_in_new or self.missing_in_legacy or self.differing)
@@ -383,7 +383,7 @@ def verify(
     resumed = bool(state)
     state["total_segments"] = segments
     tmp = tempfile.TemporaryDirectory(prefix="verify-") if workdir is None else None
-    root = Path(tmp.name if tmp else workdir)  # type: ignore[arg-type]
+    root = Path(workdir) if workdir is not None else Path(tmp.name) if tmp is not None else Path()
     root.mkdir(parents=True, exist_ok=True)
     os.chmod(root, 0o700)  # runs hold items as stored (unredacted) until the verify finishes
     lock = threading.Lock()
@@ -491,12 +491,12 @@ class RepairResult(BaseModel):
     actions: list[RepairAction] = Field(default_factory=list)
     errors: list[str] = Field(default_factory=list)
 
-    @computed_field  # type: ignore[prop-decorator]
+    @computed_field  # type: ignore[prop-decorator]  # pydantic's documented form; mypy rejects decorated properties
     @property
     def puts(self) -> int:
         return sum(1 for a in self.actions if a.op == "put")
 
-    @computed_field  # type: ignore[prop-decorator]
+    @computed_field  # type: ignore[prop-decorator]  # pydantic's documented form; mypy rejects decorated properties
     @property
     def deletes(self) -> int:
         return sum(1 for a in self.actions if a.op == "delete")

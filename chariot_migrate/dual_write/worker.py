@@ -25,6 +25,7 @@ from chariot_migrate.dual_write.outbox import Outbox
 from chariot_migrate.dual_write.records import ReplayRecord, Side
 from chariot_migrate.dual_write.replay_protocol import (
     DEFAULT_MAX_HEADER_BYTES,
+    Outcome,
     backoff_delay,
     build_replay_request,
     classify_status,
@@ -131,8 +132,8 @@ class ReplayWorker:
         except Exception:  # noqa: BLE001 - comparison is best effort, delivery is not
             log.exception("on_result callback failed for %s", record.id)
 
-    async def _failed(self, record: ReplayRecord, attempts: int, outcome: str, error: str) -> str:
-        state = next_state(attempts, self.max_attempts, outcome)  # type: ignore[arg-type]
+    async def _failed(self, record: ReplayRecord, attempts: int, outcome: Outcome, error: str) -> str:
+        state = next_state(attempts, self.max_attempts, outcome)
         delay = backoff_delay(attempts, self.base_delay_s, self.max_delay_s, self._rng.random())
         self.failed_attempts += 1
         d = obs.direction(record.target)

@@ -45,7 +45,7 @@ class _LogSink(io.TextIOBase):
         return False
 
     @property
-    def encoding(self) -> str:  # type: ignore[override]
+    def encoding(self) -> str:  # type: ignore[override]  # TextIOBase declares an attribute; a sink reports one
         return "utf-8"
 
 
@@ -152,11 +152,10 @@ def main(fd: int) -> None:
     # The Python runtime's root logger: one handler writing to the function's log.
     rid_filter = _RequestIdFilter()
     log_handler = logging.StreamHandler(sink)
-    log_handler.setFormatter(
-        logging.Formatter("[%(levelname)s]\t%(asctime)s.%(msecs)03dZ\t%(aws_request_id)s\t%(message)s\n",
-                          "%Y-%m-%dT%H:%M:%S")
-    )
-    log_handler.formatter.converter = time.gmtime  # type: ignore[union-attr]
+    lambda_format = logging.Formatter("[%(levelname)s]\t%(asctime)s.%(msecs)03dZ\t%(aws_request_id)s\t%(message)s\n",
+                                      "%Y-%m-%dT%H:%M:%S")
+    lambda_format.converter = time.gmtime
+    log_handler.setFormatter(lambda_format)
     log_handler.terminator = ""
     log_handler.addFilter(rid_filter)
     logging.getLogger().addHandler(log_handler)

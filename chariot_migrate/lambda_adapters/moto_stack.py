@@ -153,7 +153,7 @@ def _install_patch() -> None:
             )
         from moto.awslambda_simple.models import LambdaSimpleBackend
 
-        LambdaSimpleBackend.invoke = _patched_invoke  # type: ignore[method-assign]
+        LambdaSimpleBackend.invoke = _patched_invoke  # type: ignore[method-assign]  # moto's private API, version-checked above
         _Bridge.installed = True
 
 

@@ -15,9 +15,9 @@ PRESIGN_SECONDS = 3600
 
 def check_name(name: str | None) -> str:
     problem = file_name_problem(name)
-    if problem:
-        raise bad_request(problem)
-    return name  # type: ignore[return-value]
+    if problem or name is None:
+        raise bad_request(problem or "a file name is required")
+    return name
 
 
 def record(username: str, name: str, now: str, size: int | None = None) -> dict[str, Any]:

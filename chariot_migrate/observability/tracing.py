@@ -224,7 +224,7 @@ def activate(s: Span | None) -> object | None:
 def deactivate(token: object | None) -> None:
     if token is not None:
         with contextlib.suppress(Exception):  # detaching in another context only logs upstream
-            otel_context.detach(token)  # type: ignore[arg-type]
+            otel_context.detach(token)  # type: ignore[arg-type]  # activate()'s token, typed loosely for callers without otel
 
 
 def current_traceparent() -> str | None:

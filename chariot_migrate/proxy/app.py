@@ -481,7 +481,7 @@ class ProxyApp:
         )
         flow.cid, flow.tp = cid, tp
         return Exchange(request=req, route=route, service=service, account=account, state=state, side=side,
-                        decision=decision.reason, primary=primary, other=other,  # type: ignore[arg-type]
+                        decision=decision.reason, primary=primary, other=other,  # type: ignore[arg-type]  # decide_side picks a side with a transport
                         timeout_s=plan.timeout[side], decided=decided)
 
     async def _pending_sides(self, account: str, service: str, side: Side) -> frozenset[Side]:
@@ -551,7 +551,7 @@ class ProxyApp:
         if decision.reason != "failover":
             return False
         metrics.FAILOVERS.labels(ex.service or "-", reason).inc()
-        ex.primary = self.transports.legacy if decision.side == "legacy" else ex.other  # type: ignore[assignment]
+        ex.primary = self.transports.legacy if decision.side == "legacy" else ex.other  # type: ignore[assignment]  # can_serve() checked it
         ex.side, ex.decision, ex.other = decision.side, decision.reason, None
         ex.extra_headers.append(("x-migrate-failover", reason))
         ex.notes["failed_over"] = reason  # the failing side still failed it: the gates must see that
@@ -565,7 +565,7 @@ class ProxyApp:
         legacy = self.transports.legacy
         safe = ex.request.method in SAFE_METHODS or (plan.route is not None and plan.route.shadow is True)
         failover = legacy is not None and safe and plan.failover
-        resp, reason = await send_with_failover(ex.primary, legacy, ex.request, ex.timeout_s,  # type: ignore[arg-type]
+        resp, reason = await send_with_failover(ex.primary, legacy, ex.request, ex.timeout_s,
                                                 plan.timeout["legacy"], retry_writes=plan.retry_writes,
                                                 failover=failover)
         if reason is not None:
@@ -612,7 +612,7 @@ class ProxyApp:
             return None
         if not hmac.compare_digest(hmap.get("x-migrate-token", ""), self.operator_token):
             return None
-        return target  # type: ignore[return-value]
+        return "legacy" if target == "legacy" else "new"
 
 
 UPGRADE_REFUSED = json.dumps({"error": "protocol upgrades (WebSocket) are not proxied; send plain HTTP requests"}).encode()

@@ -192,7 +192,7 @@ class DualWriteAddon:
         cached = self._pending_cache.get(key)
         if cached is None or cached[1] < now:
             services = {svc for svc in self._get_config().services
-                        if await self.outbox.pending_for(svc, account, target) > 0}  # type: ignore[arg-type]
+                        if await self.outbox.pending_for(svc, account, target) > 0}  # type: ignore[arg-type]  # target is 'new' or 'legacy'
             self._pending_cache[key] = cached = (services, now + HOLD_BACK_REFRESH_S)
             if len(self._pending_cache) > 50_000:
                 self._pending_cache.clear()

@@ -81,12 +81,12 @@ class RequestMetrics:
                 for i, n in enumerate(acc[:-1]):
                     if n:
                         buckets[i].inc(n)
-                child._sum.inc(acc[-1])  # type: ignore[attr-defined]
+                child._sum.inc(acc[-1])  # type: ignore[attr-defined]  # prometheus_client internals, checked above
             else:  # a prometheus_client whose internals differ: fall back to exact observations
                 for i, n in enumerate(acc[:-1]):
                     v = self._bounds[i] if i < len(self._bounds) else self._bounds[-1] * 2
                     for _ in range(n):
-                        child.observe(v)  # type: ignore[attr-defined]
+                        child.observe(v)  # type: ignore[attr-defined]  # a Histogram child; typed as the metric base
         for rk, n in req.items():
             REQUESTS.labels(*rk).inc(n)
 

@@ -263,11 +263,11 @@ def failure_reason(resp: HttpResponse | None, error: UpstreamError | None) -> st
     return None
 
 
-async def send_with_failover(new: Transport, legacy: Transport, request: HttpRequest, timeout: float,
+async def send_with_failover(new: Transport, legacy: Transport | None, request: HttpRequest, timeout: float,
                              legacy_timeout: float, *, retry_writes: bool,
                              failover: bool) -> tuple[HttpResponse, str | None]:
     """Send to the new side (retrying per its pool's policy); if that fails and ``failover`` is
-    allowed (a safe request), send the same request to legacy. Returns (response, reason) where
+    allowed (a safe request, and a legacy side exists), send the same request to legacy. Returns (response, reason) where
     ``reason`` is set when legacy answered instead. Raises UpstreamError when nothing answered."""
     resp: HttpResponse | None = None
     error: UpstreamError | None = None
@@ -278,7 +278,7 @@ async def send_with_failover(new: Transport, legacy: Transport, request: HttpReq
             resp = await new.send(request, timeout)
     except UpstreamError as e:
         error = e
-    reason = failure_reason(resp, error) if failover else None
+    reason = failure_reason(resp, error) if failover and legacy is not None else None
     if reason is None:
         if error is not None:
             raise error
@@ -286,6 +286,7 @@ async def send_with_failover(new: Transport, legacy: Transport, request: HttpReq
         return resp, None
     if resp is not None:
         await _drain(resp)
+    assert legacy is not None  # reason is None without one
     return await legacy.send(request, legacy_timeout), reason
 
 

@@ -30,7 +30,7 @@ DEFAULT_HTTP_CLIENT: HttpClient = "aiohttp"
 def http_transport(base_urls: list[str] | str, *, client: HttpClient | None = None, **kwargs) -> Transport:
     """An HTTP transport on the chosen client (default: ``$CHARIOT_MIGRATE_HTTP_CLIENT``, else aiohttp:
     in the proxy, pyreqwest measured no better — see the README's performance section)."""
-    client = client or os.environ.get(HTTP_CLIENT_ENV) or DEFAULT_HTTP_CLIENT  # type: ignore[assignment]
+    client = client or os.environ.get(HTTP_CLIENT_ENV) or DEFAULT_HTTP_CLIENT  # type: ignore[assignment]  # any other name is refused below
     if client == "pyreqwest":
         from .upstream_reqwest import ReqwestTransport
 

@@ -122,8 +122,8 @@ def metric_verdict(check: MetricCheck, reading: MetricReading) -> tuple[bool, st
     """(ok, measured, on_fail) of one metric: no data and no answer hold, never promote."""
     if reading.error is not None:
         return False, f"no answer ({reading.error})", "hold"
-    if reading.no_data:
+    if reading.no_data or reading.value is None:
         return False, "no data", "hold"
-    v = float(reading.value)  # type: ignore[arg-type]
+    v = float(reading.value)
     ok = (check.max is None or v <= check.max) and (check.min is None or v >= check.min)
     return ok, f"{v:.6g}", check.on_fail

@@ -163,8 +163,8 @@ class RolloutController:
         if step in ("legacy", "shadow"):
             return 0.0
         try:
-            return float(step)  # type: ignore[arg-type]
-        except (TypeError, ValueError):
+            return float(step) if step is not None else None
+        except ValueError:
             return 100.0 if step == "retired" else None
 
     def _notify(self, kind: str, t: Tick, from_pct: float | None, to_pct: float | None, reason: str,

@@ -20,7 +20,7 @@ from typing import Any, TextIO
 
 from pydantic import BaseModel, Field
 
-from chariot_migrate.transport import HttpRequest, HttpResponse, UpstreamError
+from chariot_migrate.transport import HttpRequest, HttpResponse, UpstreamError, UpstreamErrorKind
 
 from ..redact import (
     redact_body,
@@ -180,7 +180,7 @@ async def replay_async(
 
     own_store = store is None
     tmpdir = tempfile.TemporaryDirectory(prefix="chariot-replay-") if own_store else None
-    store = store or SQLiteDiffStore(Path(tmpdir.name) / "replay.db")  # type: ignore[union-attr]
+    store = store or SQLiteDiffStore(Path(tmpdir.name) / "replay.db")  # type: ignore[union-attr]  # tmpdir set when own_store
     sem = asyncio.Semaphore(concurrency)
     batch: list[PairRecord] = []
     done = 0
@@ -238,11 +238,11 @@ async def replay_async(
     finally:
         if own_store:
             store.close()
-            tmpdir.cleanup()  # type: ignore[union-attr]
+            tmpdir.cleanup()  # type: ignore[union-attr]  # set when own_store
 
 
-def _err(kind: str, e: Exception) -> BaseException:
-    return UpstreamError(kind, type(e).__name__)  # type: ignore[arg-type]
+def _err(kind: UpstreamErrorKind, e: Exception) -> BaseException:
+    return UpstreamError(kind, type(e).__name__)
 
 
 def replay(file: str | Path, against_url: str, **kwargs: Any) -> Report:

@@ -287,7 +287,8 @@ def parse_instant(value: Any, *, numbers: bool) -> datetime | None:
         s = value.replace(",", ".").replace("z", "Z")
         if "." in s:  # fromisoformat wants at most 6 fractional digits
             head, _, tail = s.partition(".")
-            digits = re.match(r"\d+", tail).group(0)  # type: ignore[union-attr]
+            m = re.match(r"\d+", tail)
+            digits = m.group(0) if m else ""
             s = head + "." + digits[:6].ljust(6, "0") + tail[len(digits) :]
         try:
             dt = datetime.fromisoformat(s)

@@ -64,8 +64,8 @@ class JobService:
     async def queue(self, account: str, target: dict[str, Any], capability: str, config: dict[str, Any],
                     credential_ids: list[str], replay: Mapping[str, Any] | None = None) -> dict[str, Any]:
         existing = await self.jobs.aget(account, jobs.job_key_for(target["key"], capability))
-        if jobs.is_active(existing):
-            return existing  # type: ignore[return-value]
+        if existing is not None and jobs.is_active(existing):
+            return existing
         now = adopt(replay, "updated", self.clock())
         job = jobs.new_job(account, target, capability, config, credential_ids, now, adopt(replay, "created", now))
         await self.jobs.aput(job)

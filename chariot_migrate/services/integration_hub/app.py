@@ -50,15 +50,17 @@ def create_app(settings: IntegrationHubSettings | None = None, *, peers: object 
         app.state.clock = now_iso
         app.state.tables = {INTEGRATIONS_TABLE: LegacyShapedTable(app.state.repos[INTEGRATIONS_TABLE].sync, GSI_FIELDS)}
         chosen = peers
-        urls = (settings.notification_url, settings.asset_url, settings.risk_url)
-        if chosen is None and all(urls) and app.state.service_token:
-            chosen = HttpHookPeers(*urls, app.state.service_token, timeout=settings.peer_timeout_s,  # type: ignore[arg-type]
+        notification_url, asset_url, risk_url = settings.notification_url, settings.asset_url, settings.risk_url
+        urls = (notification_url, asset_url, risk_url)
+        if chosen is None and notification_url and asset_url and risk_url and app.state.service_token:
+            chosen = HttpHookPeers(notification_url, asset_url, risk_url, app.state.service_token,
+                                   timeout=settings.peer_timeout_s,
                                    breaker=BreakerConfig(failure_threshold=settings.breaker_failures,
                                                          cooldown=settings.breaker_cooldown_s))
         app.state.peers = chosen or MissingHookPeers()
         if isinstance(chosen, HttpHookPeers):
             for peer, url in zip(("notification", "asset-discovery", "risk-assessment"), urls, strict=True):
-                app.state.ready_checks[peer] = health_check(url)  # type: ignore[arg-type]
+                app.state.ready_checks[peer] = health_check(url or "")  # all three set: chosen above
 
     async def shutdown(app: FastAPI) -> None:
         if isinstance(getattr(app.state, "peers", None), HttpHookPeers):

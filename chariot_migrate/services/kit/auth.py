@@ -100,6 +100,9 @@ class KeySource:
         )
 
     async def _refresh(self, force: bool) -> None:
+        if self.jwks_url is None:  # static keys only: nothing to fetch
+            return
+        jwks_url = self.jwks_url
         async with self._lock:
             now = self._clock()
             # An unknown kid forces a refresh (key rotation), but not more often than
@@ -110,7 +113,7 @@ class KeySource:
                     return
             client = self._http or httpx.AsyncClient(timeout=5.0)
             try:
-                resp = await client.get(self.jwks_url)  # type: ignore[arg-type]
+                resp = await client.get(jwks_url)
                 resp.raise_for_status()
                 self._keys = _parse_jwks(resp.json())
                 self._fetched_at = now

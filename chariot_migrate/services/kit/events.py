@@ -113,7 +113,7 @@ class SchemaRegistry:
         """Validate a raw envelope (or an Event) and return it as an Event."""
         raw = event.model_dump() if isinstance(event, Event) else dict(event)
         type_, version = raw.get("type"), raw.get("version")
-        validator = self._validators.get((type_, version))  # type: ignore[arg-type]
+        validator = self._validators.get((str(type_), version)) if isinstance(version, int) else None
         if validator is None:
             known = self.versions(str(type_))
             hint = f" (known versions: {known})" if known else ""

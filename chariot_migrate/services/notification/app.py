@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import httpx
 from fastapi import FastAPI
 
 from chariot_migrate.model.clock import now_iso
@@ -23,7 +24,8 @@ class NotificationSettings(ChariotSettings):
     notify_backoff_s: float = 0.2
 
 
-def create_app(settings: NotificationSettings | None = None, *, transport: object | None = None) -> FastAPI:
+def create_app(settings: NotificationSettings | None = None, *,
+               transport: httpx.AsyncBaseTransport | None = None) -> FastAPI:
     settings = settings or NotificationSettings.from_env("notification")
 
     async def startup(app: FastAPI) -> None:
@@ -32,7 +34,7 @@ def create_app(settings: NotificationSettings | None = None, *, transport: objec
                             for n in (ACCOUNTS_TABLE, DELIVERIES_TABLE)}
         app.state.sender = WebhookSender(parse_allowlist(settings.notify_allowed_hosts),
                                          timeout=settings.notify_timeout_s, attempts=settings.notify_attempts,
-                                         base_delay=settings.notify_backoff_s, transport=transport)  # type: ignore[arg-type]
+                                         base_delay=settings.notify_backoff_s, transport=transport)
         app.state.notifier = Notifier(app.state.tables[ACCOUNTS_TABLE], app.state.tables[DELIVERIES_TABLE],
                                       app.state.sender)
 
