@@ -5,8 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from chariot_migrate.model import keys, risks, statistics
-from chariot_migrate.model.classes import asset_class, is_private
+from chariot_migrate.model import assets, keys, risks, statistics
 from chariot_migrate.model.history import history_entry, ttl_of
 from chariot_migrate.model.status import risk_priority
 
@@ -24,41 +23,18 @@ def upsert_asset(caller: Caller, dns: str, name: str, *, status: str | None = "A
                  surface: list[str] | None = None, kind: str = "asset", origin: str = "",
                  capability: str = "", body: dict[str, Any] | None = None, comment: str | None = None,
                  extra: dict[str, Any] | None = None) -> dict[str, Any]:
-    key = keys.asset_key(dns, name) if kind == "asset" else keys.generic_key(kind, dns, name)
-    key = caller.adopt(body, "key", key)
+    key = caller.adopt(body, "key", assets.asset_key_for(kind, dns, name))
     now = caller.stamp(body)
     existing = store.get(caller.username, key)
     if existing:
-        item = dict(existing)
-        old = item.get("status")
-        if status and status != old:
-            item["status"] = status
-            item.setdefault("history", []).append(history_entry(old or "", status, caller.principal, now, comment))
-        if surface:
-            item["attackSurface"] = sorted(set(item.get("attackSurface", [])) | set(surface))
-        if capability and capability not in item.get("capability", []):
-            item.setdefault("capability", []).append(capability)
-        item.update(extra or {})
-        item["visited"] = item["updated"] = now
+        item = assets.merge_asset(existing, caller.principal, now, status=status, surface=surface,
+                                  capability=capability, comment=comment, extra=extra)
         store.put(item)
-        record_status(caller.username, "asset", old, item.get("status"), now)
+        record_status(caller.username, "asset", existing.get("status"), item.get("status"), now)
         return item
-    surface = [s for s in (surface or []) if s] or ["external"]
-    lowered_dns, lowered_name = (dns.lower(), name.lower()) if kind == "asset" else (dns, name)
-    item = {
-        "username": caller.username, "key": key, "dns": lowered_dns, "name": lowered_name,
-        "group": lowered_dns, "identifier": lowered_name,
-        "class": asset_class(lowered_dns, lowered_name, source), "status": status or "A",
-        "source": source, "origin": origin or source, "private": is_private(lowered_name),
-        "created": caller.adopt(body, "created", now), "updated": now, "visited": now, "ttl": ttl_of(now),
-        "attackSurface": surface, "capability": [capability] if capability else [],
-        "isExternal": "external" in surface, "isInternal": "internal" in surface,
-        "isCloud": "cloud" in surface, "isApplication": "application" in surface,
-        "isRepository": "repository" in surface,
-        "history": [history_entry("", status or "A", caller.principal, now, comment)], "tags": [],
-        "type": kind,
-    }
-    item.update(extra or {})
+    item = assets.new_asset(caller.username, caller.principal, key, dns, name, now, status=status, source=source,
+                            surface=surface, kind=kind, origin=origin, capability=capability, comment=comment,
+                            created=caller.adopt(body, "created", now), extra=extra)
     store.put(item)
     record_status(caller.username, "asset", None, item["status"], now)
     return item

@@ -8,54 +8,20 @@ from __future__ import annotations
 
 from typing import Any
 
-from chariot_migrate.model import keys
-from chariot_migrate.model.classes import asset_class, is_private
+from chariot_migrate.model import assets
+from chariot_migrate.model.assets import asset_key_for  # noqa: F401 — re-exported for the service's modules
 from chariot_migrate.model.history import history_entry, ttl_of
 from chariot_migrate.services.kit.graph.contract import WriteContext
 
 
-def asset_key_for(kind: str, dns: str, name: str) -> str:
-    return keys.asset_key(dns, name) if kind == "asset" else keys.generic_key(kind, dns, name)
+def merge_asset(existing: dict[str, Any], ctx: WriteContext, now: str, **values: Any) -> dict[str, Any]:
+    """An existing asset seen again (:func:`chariot_migrate.model.assets.merge_asset`)."""
+    return assets.merge_asset(existing, ctx.principal, now, **values)
 
 
-def merge_asset(existing: dict[str, Any], ctx: WriteContext, now: str, *, status: str | None,
-                surface: list[str] | None, capability: str, comment: str | None,
-                extra: dict[str, Any] | None) -> dict[str, Any]:
-    """An existing asset seen again: new status (with history), surfaces and capability merged."""
-    item = dict(existing)
-    old = item.get("status")
-    if status and status != old:
-        item["status"] = status
-        item["history"] = [*item.get("history", []), history_entry(old or "", status, ctx.principal, now, comment)]
-    if surface:
-        item["attackSurface"] = sorted(set(item.get("attackSurface", [])) | set(surface))
-    if capability and capability not in item.get("capability", []):
-        item["capability"] = [*item.get("capability", []), capability]
-    item.update(extra or {})
-    item["visited"] = item["updated"] = now
-    return item
-
-
-def new_asset(ctx: WriteContext, key: str, dns: str, name: str, now: str, *, status: str | None,
-              source: str, surface: list[str] | None, kind: str, origin: str, capability: str,
-              comment: str | None, created: str, extra: dict[str, Any] | None) -> dict[str, Any]:
-    surface = [s for s in (surface or []) if s] or ["external"]
-    lowered_dns, lowered_name = (dns.lower(), name.lower()) if kind == "asset" else (dns, name)
-    item = {
-        "username": ctx.username, "key": key, "dns": lowered_dns, "name": lowered_name,
-        "group": lowered_dns, "identifier": lowered_name,
-        "class": asset_class(lowered_dns, lowered_name, source), "status": status or "A",
-        "source": source, "origin": origin or source, "private": is_private(lowered_name),
-        "created": created, "updated": now, "visited": now, "ttl": ttl_of(now),
-        "attackSurface": surface, "capability": [capability] if capability else [],
-        "isExternal": "external" in surface, "isInternal": "internal" in surface,
-        "isCloud": "cloud" in surface, "isApplication": "application" in surface,
-        "isRepository": "repository" in surface,
-        "history": [history_entry("", status or "A", ctx.principal, now, comment)], "tags": [],
-        "type": kind,
-    }
-    item.update(extra or {})
-    return item
+def new_asset(ctx: WriteContext, key: str, dns: str, name: str, now: str, **values: Any) -> dict[str, Any]:
+    """A new asset row (:func:`chariot_migrate.model.assets.new_asset`)."""
+    return assets.new_asset(ctx.username, ctx.principal, key, dns, name, now, **values)
 
 
 def with_asset_status(item: dict[str, Any], ctx: WriteContext, now: str, status: str,
