@@ -3,6 +3,8 @@ and Notification (alert rules), all rows of ``#account#…``."""
 
 from __future__ import annotations
 
+from typing import Self
+
 import strawberry
 from strawberry.types import Info
 
@@ -11,8 +13,10 @@ from .api import gateway, pick
 ROW = ("key", "name", "member", "value", "updated")
 
 
-@strawberry.type(description="A collaborator link (member is an email), owned by account.")
-class Account:
+@strawberry.type
+class LinkRow:
+    """The fields every ``#account#…`` row has; not in the schema itself, only through the three below."""
+
     key: str
     name: str | None
     member: str | None
@@ -20,34 +24,23 @@ class Account:
     updated: str | None
 
     @classmethod
-    def of(cls, row: dict) -> Account:
+    def of(cls, row: dict) -> Self:
         return cls(**pick(row, ROW))
+
+
+@strawberry.type(description="A collaborator link (member is an email), owned by account.")
+class Account(LinkRow):
+    pass
 
 
 @strawberry.type(description="An integration link (member is e.g. amazon, github), owned by integration-hub.")
-class Integration:
-    key: str
-    name: str | None
-    member: str | None
-    value: str | None
-    updated: str | None
-
-    @classmethod
-    def of(cls, row: dict) -> Integration:
-        return cls(**pick(row, ROW))
+class Integration(LinkRow):
+    pass
 
 
 @strawberry.type(description="An alert rule (GET /account/alert), owned by notification.")
-class Notification:
-    key: str
-    name: str | None
-    member: str | None
-    value: str | None
-    updated: str | None
-
-    @classmethod
-    def of(cls, row: dict) -> Notification:
-        return cls(**pick(row, ROW))
+class Notification(LinkRow):
+    pass
 
 
 def is_person(row: dict) -> bool:
