@@ -7,6 +7,9 @@ validation error is a 4xx with its reason wherever it is raised (never a 500).
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
+from typing import Any
+
 from pydantic import ValidationError
 
 
@@ -27,14 +30,28 @@ def not_found(message: str) -> ApiError:
     return ApiError(404, message)
 
 
-def describe(err: ValidationError) -> str:
-    """One sentence naming each bad field: ``status: invalid asset status 'X'``."""
+REQUEST_PARTS = frozenset({"body", "query", "path", "header", "cookie"})  # FastAPI's location prefixes
+
+
+def describe_errors(errors: Iterable[Mapping[str, Any]]) -> str:
+    """Validation errors (pydantic's, or FastAPI's with a location prefix) → the legacy API's one
+    sentence naming each bad field: ``status: invalid asset status 'X'; limit: too big``."""
     parts = []
-    for e in err.errors():
-        loc = ".".join(str(x) for x in e["loc"]) or "body"
-        msg = e["msg"].removeprefix("Value error, ")
-        parts.append(f"{loc}: {msg}")
-    return "; ".join(parts)
+    for e in errors:
+        if e.get("type") == "json_invalid":
+            parts.append("body: invalid JSON")
+            continue
+        loc = [str(x) for x in e.get("loc", ())]
+        if len(loc) > 1 and loc[0] in REQUEST_PARTS:
+            loc = loc[1:]
+        msg = str(e.get("msg", "invalid value")).removeprefix("Value error, ")
+        parts.append(f"{'.'.join(loc) or 'body'}: {msg}")
+    return "; ".join(parts) or "invalid request"
+
+
+def describe(err: ValidationError) -> str:
+    """:func:`describe_errors` of one pydantic ``ValidationError``."""
+    return describe_errors(err.errors())
 
 
 def error_of(exc: Exception) -> ApiError | None:

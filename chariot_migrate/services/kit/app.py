@@ -23,7 +23,7 @@ from prometheus_client import multiprocess
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from chariot_migrate.model.errors import ApiError
+from chariot_migrate.model.errors import ApiError, describe_errors
 from chariot_migrate.redact import redact_text
 
 from ...observability import tracing
@@ -48,17 +48,7 @@ QUIET_PATHS = frozenset({"/health", "/ready", "/metrics"})  # logged at debug: p
 
 def validation_message(errors: Sequence[Mapping[str, Any]]) -> str:
     """Pydantic errors → the legacy API's one-line ``"<field>: <problem>"`` message (pure)."""
-    parts = []
-    for err in errors:
-        loc = [str(p) for p in err.get("loc", ())]
-        if err.get("type") == "json_invalid":
-            parts.append("body: invalid JSON")
-            continue
-        if len(loc) > 1 and loc[0] in ("body", "query", "path", "header", "cookie"):
-            loc = loc[1:]
-        field = ".".join(loc) or "request"
-        parts.append(f"{field}: {err.get('msg', 'invalid value')}")
-    return "; ".join(parts) or "request: invalid"
+    return describe_errors(errors)
 
 
 class ServiceMiddleware:

@@ -38,6 +38,7 @@ from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from chariot_migrate.model import tokens
+from chariot_migrate.model.errors import describe_errors
 from chariot_migrate.model.requests import describe
 from chariot_migrate.model.tokens import SigningKey
 from chariot_migrate.redis_conn import async_redis
@@ -236,14 +237,7 @@ async def _setup_auth(
 def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
-        parts = []
-        for err in exc.errors():
-            loc = [str(p) for p in err.get("loc", ())]
-            if loc and loc[0] in ("body", "query", "path", "header"):
-                loc = loc[1:]
-            msg = str(err.get("msg", "invalid value")).removeprefix("Value error, ")
-            parts.append(f"{'.'.join(loc) or 'body'}: {msg}")
-        return JSONResponse({"message": "; ".join(parts) or "invalid request"}, status_code=400)
+        return JSONResponse({"message": describe_errors(exc.errors())}, status_code=400)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
