@@ -4,9 +4,15 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # the imports stay lazy at run time: the CLI loads this module at start-up
+    from ..routes.models import RoutesFile
+    from .controller import RolloutController, Tick
+    from .plan import Plan
 
 
-def tick_doc(tick) -> dict:
+def tick_doc(tick: Tick) -> dict:
     """A controller evaluation as JSON: the decision, its reason and every check."""
     return {"service": tick.service, "step": tick.step, "next": tick.target, "decision": tick.decision,
             "reason": tick.reason, "applied": tick.applied, "forced_past": list(tick.forced_past),
@@ -15,7 +21,7 @@ def tick_doc(tick) -> dict:
 
 def build_controller(routes: str | Path, state: str | None, metrics_store: str | None = None,
                      shadow_store: str | None = None, outbox: str | None = None, ignores: str = "shadow-ignores.yaml",
-                     actor: str | None = None, store=None):
+                     actor: str | None = None, store: Any = None) -> tuple[RolloutController, RoutesFile, Plan]:
     """The controller over routes.yaml's plan; ``store``: an open state store (else ``state``'s).
     Raises ValueError for a plan or store that cannot be used, with the reason."""
     # Imported here: the CLI imports this module at start-up, most commands need none of these.

@@ -18,6 +18,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
 
 from .lease import LeaseLost, RedisLease, renew_every_s
 from .state import HistoryEntry
@@ -53,7 +54,7 @@ def count_changes(history: Iterable[HistoryEntry]) -> dict[tuple[str, str], int]
 class ChangeCounter:
     """``count_changes`` over the store's history, recomputed only when the state version moved."""
 
-    def __init__(self, store) -> None:
+    def __init__(self, store: Any) -> None:
         self.store, self._version = store, -1
         self._counts: dict[tuple[str, str], int] = {}
 
@@ -70,7 +71,7 @@ def render_metrics(counts: dict[tuple[str, str], int], *, leader: bool, term: in
     from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
     class Collector:
-        def collect(self):
+        def collect(self) -> Iterable[Any]:
             changes = CounterMetricFamily("migration_changes", "Shifts, rollbacks and approvals recorded in the "
                                           "rollout history (by anyone).", labels=["service", "action"])
             for svc in sorted(set(services) | {s for s, _ in counts}):
@@ -90,7 +91,7 @@ def render_metrics(counts: dict[tuple[str, str], int], *, leader: bool, term: in
 class ClusterController:
     """Renew the lease every third of it; while leader, tick every service each interval."""
 
-    def __init__(self, ctl, services: list[str], lease: RedisLease, *, interval_s: float,
+    def __init__(self, ctl: Any, services: list[str], lease: RedisLease, *, interval_s: float,
                  log: Callable[[dict], None] = lambda e: None, clock: Callable[[], float] = time.monotonic) -> None:
         self.ctl, self.services, self.lease, self.interval_s = ctl, services, lease, interval_s
         self.log, self.clock = log, clock
@@ -152,7 +153,7 @@ def serve_health(controller: ClusterController, counter: ChangeCounter, host: st
     """Start the probe/metrics server in a daemon thread; returns it (``server_address`` has the port)."""
 
     class Handler(BaseHTTPRequestHandler):
-        def log_message(self, *args) -> None:  # no access log for probes
+        def log_message(self, *args: Any) -> None:  # no access log for probes
             pass
 
         def _send(self, code: int, body: str, ctype: str = "application/json") -> None:

@@ -7,14 +7,17 @@ import asyncio
 import contextlib
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine, Iterator
 from datetime import datetime
 from pathlib import Path
+from typing import Any, TypeVar
 
 from .analysis import AnalysisConfig, MetricReading, render_query
 from .gates import Evidence
 from .safety import DataEvidence
 from .windows import WindowStore
+
+T = TypeVar("T")
 
 BacklogFn = Callable[[str], tuple[int, int]]  # service -> (backlog, dead letters)
 
@@ -29,7 +32,7 @@ def records_dir(kind: str, state_url: str | None = None) -> Path:
 
 
 @contextlib.contextmanager
-def _store(state_url: str | None, store):
+def _store(state_url: str | None, store: Any) -> Iterator[Any]:
     if store is not None:
         yield store
         return
@@ -42,14 +45,14 @@ def _store(state_url: str | None, store):
         s.close()
 
 
-def write_record(kind: str, service: str, doc: dict, state_url: str | None = None, *, store=None) -> None:
+def write_record(kind: str, service: str, doc: dict, state_url: str | None = None, *, store: Any = None) -> None:
     """Keep a `data backfill` / `data verify` result in the state store (``--state``), where the
     gates, the safety rule and an in-cluster controller read it."""
     with _store(state_url, store) as s:
         s.put_record(kind, service, json.loads(json.dumps(doc, default=str)))
 
 
-def read_record(kind: str, service: str, state_url: str | None = None, *, store=None) -> dict | None:
+def read_record(kind: str, service: str, state_url: str | None = None, *, store: Any = None) -> dict | None:
     """The record from the state store; else a file an older version wrote under the state
     directory, imported into the store on this first read (so it is read from a file only once)."""
     with _store(state_url, store) as s:
@@ -75,7 +78,7 @@ def _ts(iso: str | None) -> float | None:
         return None
 
 
-def outbox_backlog(outbox) -> BacklogFn:
+def outbox_backlog(outbox: Any) -> BacklogFn:
     """Adapt an async Outbox's ``status()`` to the synchronous controller."""
 
     def fn(service: str) -> tuple[int, int]:
@@ -87,7 +90,7 @@ def outbox_backlog(outbox) -> BacklogFn:
 
 
 def last_verify_clean(service: str, verify_dir: str | Path | None = None, *, state_url: str | None = None,
-                      store=None) -> bool | None:
+                      store: Any = None) -> bool | None:
     """What the last `chariot-migrate data verify` found (from the state store); None when it
     never ran. ``verify_dir``: read a folder of result files instead (tests, old layouts)."""
     if verify_dir is not None and store is None and state_url is None:
@@ -100,7 +103,7 @@ def last_verify_clean(service: str, verify_dir: str | Path | None = None, *, sta
     return None if doc is None else bool(doc.get("ok"))
 
 
-def new_signatures(routes, first_seen: dict[str, float | None], since_ts: float) -> tuple[str, ...]:
+def new_signatures(routes: Any, first_seen: dict[str, float | None], since_ts: float) -> tuple[str, ...]:
     """Mismatch signatures of the window that are not known noise and not ignored, and that were
     first seen in the window. The diff store counts per minute, so "in the window" starts at the
     minute holding ``since_ts``: a signature that appeared just before a change in the same minute
@@ -115,11 +118,11 @@ def new_signatures(routes, first_seen: dict[str, float | None], since_ts: float)
 
 
 class EvidenceSource:
-    def __init__(self, windows: WindowStore, diff_store=None, *, backlog: BacklogFn | None = None,
-                 verify_dir: str | Path | None = None, ignores=None, store=None, state_url: str | None = None,
+    def __init__(self, windows: WindowStore, diff_store: Any = None, *, backlog: BacklogFn | None = None,
+                 verify_dir: str | Path | None = None, ignores: Any = None, store: Any = None, state_url: str | None = None,
                  clock: Callable[[], float] = time.time, shadow_min_samples: int | None = None,
                  shadow_confidence: float = 0.95, analysis: AnalysisConfig | None = None,
-                 prometheus=None) -> None:
+                 prometheus: Any = None) -> None:
         """``analysis``: plan.analysis; ``prometheus``: its client (anything with
         ``query(name, query, at) -> MetricReading``; default: a PrometheusClient on its URL)."""
         self.windows = windows
@@ -213,8 +216,8 @@ class DataEvidenceSource:
     """What the safety rule (``safety.py``) needs about one service's data, read from the edges:
     the last backfill and verify records, the outbox's per-side backlog and dead letters."""
 
-    def __init__(self, config, state_url: str | None = None, *, outbox=None,
-                 clock: Callable[[], float] = time.time, store=None) -> None:
+    def __init__(self, config: Any, state_url: str | None = None, *, outbox: Any = None,
+                 clock: Callable[[], float] = time.time, store: Any = None) -> None:
         from ..statedir import adopt_stack_env
 
         self.config, self.state_url, self.clock, self.store = config, state_url, clock, store
@@ -271,7 +274,7 @@ class DataEvidenceSource:
             pending=pending, dead=dead, outbox_error=error)
 
 
-def _run(coro):
+def _run(coro: Coroutine[Any, Any, T]) -> T:
     """Run a coroutine from sync code, also when called from inside a running loop (admin API)."""
     try:
         asyncio.get_running_loop()

@@ -18,6 +18,7 @@ the edge (``RedisLease``).
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -116,8 +117,8 @@ def lease_keys(prefix: str, name: str) -> tuple[str, str]:
 class RedisLease:
     """The lease of ``name`` in the Redis of a state store (its prefix)."""
 
-    def __init__(self, client, prefix: str, name: str, identity: str, lease_ms: int = DEFAULT_LEASE_MS,
-                 clock=time.monotonic) -> None:
+    def __init__(self, client: Any, prefix: str, name: str, identity: str, lease_ms: int = DEFAULT_LEASE_MS,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self._r, self.clock = client, clock
         self.key, self.fence_key = lease_keys(prefix, name)
         self.view = LeaseView(identity=identity, lease_ms=lease_ms)
@@ -176,15 +177,15 @@ class FencedStore:
     """A state store whose every change applies only while ``lease`` still holds its term, checked
     inside the store's own transaction. Reads pass through."""
 
-    def __init__(self, store, lease: RedisLease) -> None:
+    def __init__(self, store: Any, lease: RedisLease) -> None:
         if not hasattr(store, "fenced_update"):
             raise ValueError("fencing needs the Redis state store")
         self._store, self._lease = store, lease
 
-    def __getattr__(self, name: str):
+    def __getattr__(self, name: str) -> Any:
         return getattr(self._store, name)
 
-    def update(self, service: str, mutate, **kw):
+    def update(self, service: str, mutate: Callable[..., Any], **kw: Any) -> Any:
         view = self._lease.view
         if not self._lease.may_act():
             raise LeaseLost(f"{view.identity} is not the leader (its lease is not surely valid)")

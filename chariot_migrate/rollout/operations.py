@@ -16,7 +16,7 @@ from . import safety
 from . import state as st
 from .bucketing import Side
 from .state import HistoryEntry, ServiceState
-from .store import StateStore
+from .store import Mutation, StateStore
 
 
 class OperationError(ValueError):
@@ -117,7 +117,7 @@ class Operations:
             raise OperationError(f"unknown service {service!r}; routes.yaml knows: {known}")
         return self.config.services[service]
 
-    def apply(self, service: str, mutate, *, actor: str | None, action: str, reason: str,
+    def apply(self, service: str, mutate: Mutation, *, actor: str | None, action: str, reason: str,
               evidence: dict[str, Any] | None = None, force: bool = False) -> ServiceState:
         """Apply a pure change atomically with an audit entry (the primitive behind every action).
 
@@ -156,7 +156,7 @@ class Operations:
         except ValueError as e:
             raise OperationError(str(e)) from None
 
-    def preview(self, service: str, mutate) -> Preview:
+    def preview(self, service: str, mutate: Mutation) -> Preview:
         """A dry run of ``apply``: the state before and after, and the safety rule's verdict on it,
         from the same evidence ``apply`` reads — without writing the state or the history."""
         cfg = self._svc(service)
@@ -200,7 +200,7 @@ class Operations:
         theirs = [n for n, s in self.config.services.items() if service in s.shares_data_with]
         return sorted(set(mine) | set(theirs))
 
-    def _data_evidence(self, service: str, outbox: dict | Exception | None = None):
+    def _data_evidence(self, service: str, outbox: dict | Exception | None = None) -> safety.DataEvidence:
         """The service's data evidence, with which of its data peers are not prepared themselves."""
         import dataclasses
 

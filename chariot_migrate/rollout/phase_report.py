@@ -42,7 +42,7 @@ def estimate_monthly_cost(prices: Prices, requests_per_s: float, legacy_mean_ms:
     return {"requests_per_month": round(reqs), "lambda_usd": round(lam, 2), "containers_usd": round(cont, 2)}
 
 
-def first_request_at(windows, service: str, since_ts: float, now: float) -> float | None:
+def first_request_at(windows: Any, service: str, since_ts: float, now: float) -> float | None:
     """When the window's first request was recorded (to the second within the store's per-second
     retention, to the minute before): a binary search over ``query``, which counts from a time on."""
     def count(t: float) -> int:
@@ -61,7 +61,7 @@ def first_request_at(windows, service: str, since_ts: float, now: float) -> floa
     return float(math.ceil(lo))  # rows are per whole second (or minute): the first one counted from lo
 
 
-def shadow_latency(diff_store, service: str, since_ts: float) -> dict[str, dict[str, Any]]:
+def shadow_latency(diff_store: Any, service: str, since_ts: float) -> dict[str, dict[str, Any]]:
     """p50/p95/p99 per side over every route of the service, from the shadow comparisons' latency
     histograms — the same histograms and percentile function as ``chariot-migrate report``."""
     from ..shadow.records import SIDES, percentile
@@ -80,7 +80,7 @@ def shadow_latency(diff_store, service: str, since_ts: float) -> dict[str, dict[
     return out
 
 
-def build_phase_report(ctl, cfg: RoutesFile, plan: Plan, service: str, *, since: str = "7d") -> dict[str, Any]:
+def build_phase_report(ctl: Any, cfg: RoutesFile, plan: Plan, service: str, *, since: str = "7d") -> dict[str, Any]:
     from ..shadow.report import build_report, parse_since
     from .operations import OperationError
 

@@ -7,6 +7,7 @@ say: a query that cannot be answered is a reading with an ``error``, which the g
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import httpx
 
@@ -27,7 +28,7 @@ def _one_value(name: str, query: str, data: dict) -> MetricReading:
     return MetricReading(name, query, error=f"unsupported result type {kind!r} (use an instant vector or scalar)")
 
 
-def _num(v) -> float | None:
+def _num(v: Any) -> float | None:
     try:
         f = float(v)
     except (TypeError, ValueError):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from typing import Any
 
 import redis
@@ -28,7 +29,7 @@ class RedisStateStore:
         self._k_services, self._k_version = self.prefix + "services", self.prefix + "version"
         self._k_history, self._k_hid = self.prefix + "history", self.prefix + "history-id"
 
-    def _call(self, fn, *args):
+    def _call(self, fn: Callable[..., Any], *args: Any) -> Any:
         try:
             return fn(*args)
         except redis.RedisError as e:

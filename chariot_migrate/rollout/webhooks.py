@@ -152,13 +152,13 @@ class Notifier:
     is logged (events) or a hold reason (pre-step)."""
 
     def __init__(self, hooks: list[Webhook], *, env: Mapping[str, str] | None = None,
-                 sleep: Callable[[float], None] = time.sleep, backoff_s: float = 0.5, client=None) -> None:
+                 sleep: Callable[[float], None] = time.sleep, backoff_s: float = 0.5, client: Any = None) -> None:
         self.hooks, self.sleep, self.backoff_s = list(hooks), sleep, backoff_s
         self.env = env if env is not None else os.environ
         self._client = client  # made on the first POST (an Operations per admin request costs nothing)
 
     @classmethod
-    def from_config(cls, config) -> Notifier | None:
+    def from_config(cls, config: Any) -> Notifier | None:
         """The notifier of a RoutesFile's ``plan.webhooks`` (None when there are none)."""
         hooks = (getattr(config, "plan", None) or {}).get("webhooks") if config is not None else None
         if not hooks:

@@ -18,7 +18,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from ..observability.latency import LATENCY_BUCKETS
 
@@ -209,7 +209,7 @@ class RedisWindowStore:
         self.clock = clock
 
     @staticmethod
-    def _incr(p, k: str, s: SideStats, ttl: int) -> None:
+    def _incr(p: Any, k: str, s: SideStats, ttl: int) -> None:  # p: a Redis pipeline
         p.hincrby(k, "requests", s.requests)
         p.hincrby(k, "errors", s.errors)
         for b, n in s.buckets.items():
