@@ -10,6 +10,7 @@ pid, and escalates to a hard exit if a graceful SIGTERM shutdown hangs.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import ctypes
 import errno
@@ -20,6 +21,7 @@ import socket
 import sys
 import threading
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 PARENT_PID_ENV = "CHARIOT_MIGRATE_PARENT_PID"
@@ -102,6 +104,28 @@ def child_app() -> Any:
     die_with_parent()
     module, _, attr = os.environ[CHILD_APP_ENV].partition(":")
     return getattr(importlib.import_module(module), attr)()
+
+
+async def until_stopped(stop: Callable[[], Awaitable[None]], running: asyncio.Future[Any]) -> None:
+    """Wait for SIGINT or SIGTERM, then ``await stop()``; if ``running`` ends first, its error is
+    raised. Explicit handlers, not KeyboardInterrupt: a process started in the background by a
+    non-interactive shell inherits SIGINT *ignored*, and Python then never raises
+    KeyboardInterrupt, so Ctrl-C (or a supervisor's SIGINT) would do nothing."""
+    loop = asyncio.get_running_loop()
+    signalled = asyncio.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, signalled.set)
+    waiting = asyncio.ensure_future(signalled.wait())
+    try:
+        await asyncio.wait({waiting, running}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        waiting.cancel()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+    if running.done():
+        running.result()
+        return
+    await stop()
 
 
 def reserve_port(host: str = "127.0.0.1") -> socket.socket:

@@ -158,6 +158,7 @@ def worker(routes: str = RoutesOpt, outbox: str = OutboxOpt,
     """Run a standalone replay worker (when proxies run with `dual_write.worker: false`)."""
     from ..dual_write.config import DualWriteConfig
     from ..dual_write.worker import ReplayWorker
+    from ..lifecycle import until_stopped
     from ..proxy.app import Transports
 
     cfg = _config(routes)
@@ -179,9 +180,9 @@ def worker(routes: str = RoutesOpt, outbox: str = OutboxOpt,
                          max_delay_s=dw.max_delay_s, concurrency=dw.concurrency, timeout_s=dw.timeout_s,
                          lease_s=max(dw.lease_s, dw.timeout_s + 1),
                          replay_token_provider=token)
-        console.print("replay worker running; Ctrl-C stops it")
+        console.print("replay worker running; Ctrl-C (or SIGTERM) stops it after its in-flight deliveries")
         try:
-            await w.run_forever()
+            await until_stopped(w.stop, w.start())
         finally:
             await ts.aclose()
 

@@ -285,7 +285,12 @@ def _outbox_while_pending(r: Run) -> Path:
         r.cm("dual-write", "drain", "--timeout", "30", state=False)
     finally:
         worker.send_signal(signal.SIGINT)  # Ctrl-C: its clean stop
-        worker.wait(15)
+        try:
+            worker.wait(15)
+        finally:
+            if worker.poll() is None:  # never leak it into the rest of the session
+                worker.kill()
+                worker.wait()
     # The key minted through legacy reached the account service as a salted hash, not as its
     # secret — and the secret works there all the same.
     key_id, key_secret = r.minted_key
