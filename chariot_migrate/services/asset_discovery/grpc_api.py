@@ -65,6 +65,12 @@ class AssetDiscoveryServicer(_GeneratedServicer):
         metrics = self.app.state.metrics
         sent = metrics.grpc_messages_sent.labels(metrics.service, "DiscoverAssets")
         count = 0
+        # The RPC ending (the client cancelled or went away) ends the stream. grpc.aio does not
+        # always cancel a handler whose write waits on flow control (seen on grpcio 1.85.3: it
+        # waited forever), so each write races the RPC's end.
+        ended = asyncio.Event()
+        context.add_done_callback(lambda _: ended.set())
+        end = asyncio.ensure_future(ended.wait())
         try:
             for table in self.service.store.owned_tables(prefix):
                 pages = iter(table.pages(account, prefix, page_size))
@@ -72,13 +78,20 @@ class AssetDiscoveryServicer(_GeneratedServicer):
                 # waits for HTTP/2 flow control, so a slow client holds the next page back.
                 while (page := await to_thread.run_sync(next, pages, None)) is not None:
                     for entity in page:
-                        await context.write(asset_message(entity))
+                        write = asyncio.ensure_future(context.write(asset_message(entity)))
+                        await asyncio.wait({write, end}, return_when=asyncio.FIRST_COMPLETED)
+                        if not write.done():
+                            write.cancel()
+                            raise asyncio.CancelledError
+                        write.result()
                         sent.inc()
                         count += 1
-        except asyncio.CancelledError:  # grpc.aio cancels the handler when the client goes away
+        except asyncio.CancelledError:  # the client went away (or grpc.aio cancelled the handler)
             metrics.grpc_streams_cancelled.labels(metrics.service, "DiscoverAssets").inc()
             log.info("DiscoverAssets cancelled", extra={"sent": count})
             raise
+        finally:
+            end.cancel()
 
     async def ValidateAsset(self, request: Any, context: grpc.aio.ServicerContext) -> Any:  # noqa: N802
         account = await self._account(context)
