@@ -21,6 +21,7 @@ class ProxyProfile:
     shadow_percent: float = 0.0
     dual_write: bool = False
     http_client: str = "aiohttp"  # the proxy's upstream client (`chariot-migrate proxy --http-client`)
+    server: str = "uvicorn"  # the proxy's ASGI server (`chariot-migrate proxy --server`)
     # False for features the proxy does not have yet: such scenarios are listed as skipped, never faked.
     wired: bool = True
     not_wired_reason: str = ""
@@ -75,6 +76,14 @@ CLIENT_SCENARIOS: tuple[Scenario, ...] = (
              in_quick=False),
 )
 
+# Server choice (issue 17): the same proxy (aiohttp client) under granian, against the same baseline
+# (the aiohttp bare forwarder under uvicorn) as proxy-w1/w2-c50, so the ratios compare directly.
+GRANIAN = ProxyProfile("routing-granian", server="granian")
+SERVER_SCENARIOS: tuple[Scenario, ...] = (
+    Scenario("proxy-granian-w1-c50", "proxy", 50, workers=1, profile=GRANIAN, in_quick=False),
+    Scenario("proxy-granian-w2-c50", "proxy", 50, workers=2, profile=GRANIAN, in_quick=False),
+)
+
 # Feature-cost scenarios. A profile with ``wired=False`` is listed in the results as skipped with its
 # reason (never faked); flip it (and set the state in run.setup_proxy_state) once the proxy serves it.
 SHADOW_ALL = ProxyProfile("shadow100", shadow_percent=100.0)
@@ -90,7 +99,7 @@ FEATURE_SCENARIOS: tuple[Scenario, ...] = (
 
 def all_scenarios() -> tuple[Scenario, ...]:
     """Every scenario in table order (read at call time, so tests can swap a group)."""
-    return (*SCENARIOS, *CLIENT_SCENARIOS, *FEATURE_SCENARIOS)
+    return (*SCENARIOS, *CLIENT_SCENARIOS, *SERVER_SCENARIOS, *FEATURE_SCENARIOS)
 
 
 def select_scenarios(mode: str, only: list[str] | None = None) -> tuple[list[Scenario], list[tuple[str, str]]]:
