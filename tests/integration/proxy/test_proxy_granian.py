@@ -151,15 +151,26 @@ def test_two_workers_both_serve(granian_proxy):
     assert len(logged()) == 24 and {e.get("status") for e in logged()} == {200}
 
 
-def test_sigterm_drains_inflight_request_and_exits_0(granian_proxy):
+@pytest.mark.parametrize(("workers", "to_group"), [(1, True), (2, False)], ids=["group-1-worker", "main-2-workers"])
+def test_sigterm_drains_inflight_requests_and_exits_0(granian_proxy, workers, to_group):
+    """To the whole group (systemd, `kill -- -PGID`: idle workers get it too) or to the main process
+    only (granian forwards it to its workers)."""
     start, _, _ = granian_proxy
-    proxy = start()
-    with concurrent.futures.ThreadPoolExecutor(1) as ex:
-        fut = ex.submit(httpx.get, proxy.url + "/chariot/echo", headers={"x-echo-delay-ms": "1500"}, timeout=10)
-        time.sleep(0.5)  # lets the request reach the upstream (the proxy exposes no in-flight count)
-        os.killpg(proxy.popen.pid, signal.SIGTERM)  # as systemd does: every process of the group
-        r = fut.result()
-    assert r.status_code == 200 and r.json()["path"] == "/echo"
+    proxy = start(workers=workers)
+
+    def slow(_: int) -> httpx.Response:  # a fresh connection each, so with 2 workers both may hold one
+        with httpx.Client(timeout=10) as c:
+            return c.get(proxy.url + "/chariot/echo", headers={"x-echo-delay-ms": "1500"})
+
+    with concurrent.futures.ThreadPoolExecutor(4) as ex:
+        futs = [ex.submit(slow, i) for i in range(4)]
+        time.sleep(0.5)  # lets the requests reach the upstream (the proxy exposes no in-flight count)
+        if to_group:
+            os.killpg(proxy.popen.pid, signal.SIGTERM)
+        else:
+            os.kill(proxy.popen.pid, signal.SIGTERM)
+        answers = [f.result() for f in futs]
+    assert [r.status_code for r in answers] == [200] * 4 and {r.json()["path"] for r in answers} == {"/echo"}
     assert proxy.popen.wait(15) == 0, "".join(proxy.stderr_lines)[-2000:]
 
 

@@ -1,0 +1,51 @@
+"""Which ASGI server the proxy's workers run under (`--server`, `$CHARIOT_MIGRATE_SERVER`)."""
+
+from __future__ import annotations
+
+import socket
+
+import pytest
+
+from chariot_migrate.lifecycle import bind, hold_port_for_child
+from chariot_migrate.proxy.granian_server import listeners_on
+from chariot_migrate.proxy.server import SERVER_ENV, ProxyOptions, resolve_server
+
+
+def test_default_is_uvicorn_and_the_environment_or_the_option_choose(monkeypatch):
+    monkeypatch.delenv(SERVER_ENV, raising=False)
+    assert resolve_server(ProxyOptions()) == "uvicorn"
+    monkeypatch.setenv(SERVER_ENV, "granian")
+    assert resolve_server(ProxyOptions()) == "granian"
+    assert resolve_server(ProxyOptions(server="uvicorn")) == "uvicorn"  # the option wins
+
+
+def test_unknown_server_and_granian_on_a_handed_down_socket_are_one_sentence(monkeypatch):
+    monkeypatch.delenv(SERVER_ENV, raising=False)
+    with pytest.raises(RuntimeError, match="unknown server 'hypercorn'"):
+        resolve_server(ProxyOptions(server="hypercorn"))
+    with pytest.raises(RuntimeError, match="cannot serve on --fd"):
+        resolve_server(ProxyOptions(server="granian", fd=3))
+    assert resolve_server(ProxyOptions(fd=3)) == "uvicorn"
+
+
+def test_listeners_on_counts_listening_sockets_only():
+    holder = hold_port_for_child("127.0.0.1", 0)  # bound, not listening: what granian's port holder is
+    port = holder.getsockname()[1]
+    try:
+        assert listeners_on(port) == 0
+        a = socket.socket()
+        a.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        a.bind(("127.0.0.1", port))
+        a.listen()
+        b = socket.socket()
+        b.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        b.bind(("127.0.0.1", port))
+        b.listen()
+        assert listeners_on(port) == 2  # two "workers" joined the held port
+        a.close()
+        b.close()
+    finally:
+        holder.close()
+    other = bind("127.0.0.1", 0)
+    assert listeners_on(other.getsockname()[1]) == 1
+    other.close()
