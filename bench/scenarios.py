@@ -80,6 +80,8 @@ CLIENT_SCENARIOS: tuple[Scenario, ...] = (
 # (the aiohttp bare forwarder under uvicorn) as proxy-w1/w2-c50, so the ratios compare directly.
 GRANIAN = ProxyProfile("routing-granian", server="granian")
 SERVER_SCENARIOS: tuple[Scenario, ...] = (
+    # The server's share without the proxy's work: the aiohttp bare forwarder under granian.
+    Scenario("bare-granian-w1-c50", "bare", 50, workers=1, server="granian", in_quick=False),
     Scenario("proxy-granian-w1-c50", "proxy", 50, workers=1, profile=GRANIAN, in_quick=False),
     Scenario("proxy-granian-w2-c50", "proxy", 50, workers=2, profile=GRANIAN, in_quick=False),
 )
