@@ -16,6 +16,7 @@ is closed, no 408 body), and ``--fd`` (a socket handed down by `up`) cannot be s
 
 from __future__ import annotations
 
+import os
 import socket
 import threading
 import time
@@ -50,6 +51,9 @@ def announce_when_listening(port: int, workers: int, announce: Callable[[], None
     ``alive`` turns false (the server ended before its workers came up: it reports why itself)."""
 
     def wait() -> None:
+        if not os.path.exists("/proc/net/tcp"):
+            announce()  # no /proc (not Linux): granian's main process listens itself there, before its workers
+            return
         while alive():
             if listeners_on(port) >= workers:
                 announce()

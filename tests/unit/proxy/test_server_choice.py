@@ -49,3 +49,30 @@ def test_listeners_on_counts_listening_sockets_only():
     other = bind("127.0.0.1", 0)
     assert listeners_on(other.getsockname()[1]) == 1
     other.close()
+
+
+def test_the_ready_line_waits_for_every_worker_and_not_past_the_server():
+    import threading
+
+    from chariot_migrate.proxy.granian_server import announce_when_listening
+
+    holder = hold_port_for_child("127.0.0.1", 0)
+    port = holder.getsockname()[1]
+    announced = threading.Event()
+    t = announce_when_listening(port, 1, announced.set, alive=lambda: True, interval_s=0.005)
+    worker = socket.socket()
+    try:
+        assert not announced.is_set()  # nothing listens yet: the holder does not count
+        worker.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        worker.bind(("127.0.0.1", port))
+        worker.listen()
+        assert announced.wait(10)
+        t.join(10)
+        assert not t.is_alive()
+    finally:
+        worker.close()
+        holder.close()
+    gone = threading.Event()
+    t = announce_when_listening(port, 1, gone.set, alive=lambda: False)  # the server already ended
+    t.join(10)
+    assert not t.is_alive() and not gone.is_set()
