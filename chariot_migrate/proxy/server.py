@@ -74,8 +74,11 @@ def _listener(host: str, port: int, fd: int | None) -> socket.socket:
 
 
 def _public_socket(opts: ProxyOptions, server: str) -> socket.socket:
-    # granian's workers bind the port themselves (SO_REUSEPORT): hold it for them, not listening.
-    return hold_port_for_child(opts.host, opts.port) if server == "granian" else _listener(opts.host, opts.port, opts.fd)
+    # granian's workers bind the port themselves (SO_REUSEPORT): hold it for them, not listening;
+    # SO_REUSEADDR as for uvicorn's socket, so a restart on a fixed port is not refused by TIME_WAIT.
+    if server == "granian":
+        return hold_port_for_child(opts.host, opts.port, reuse_addr=True)
+    return _listener(opts.host, opts.port, opts.fd)
 
 
 def _run_admin(sock: socket.socket, env: dict[str, str]) -> None:

@@ -76,3 +76,31 @@ def test_the_ready_line_waits_for_every_worker_and_not_past_the_server():
     t = announce_when_listening(port, 1, gone.set, alive=lambda: False)  # the server already ended
     t.join(10)
     assert not t.is_alive() and not gone.is_set()
+
+
+def _port_in_time_wait() -> int:
+    """A port whose last connection the server side closed first: it sits in TIME_WAIT (60 s)."""
+    listener = bind("127.0.0.1", 0)
+    port = listener.getsockname()[1]
+    client = socket.create_connection(("127.0.0.1", port))
+    conn, _ = listener.accept()
+    conn.close()
+    client.recv(1)  # the server's FIN arrived
+    client.close()
+    listener.close()
+    return port
+
+
+def test_granian_restart_on_a_fixed_port_is_not_refused_by_time_wait():
+    from chariot_migrate.lifecycle import PortInUse
+    from chariot_migrate.proxy.server import _public_socket
+
+    port = _port_in_time_wait()
+    with pytest.raises(PortInUse):
+        hold_port_for_child("127.0.0.1", port).close()  # what the plain holder would do: refused
+    held = _public_socket(ProxyOptions(host="127.0.0.1", port=port), "granian")
+    try:
+        assert held.getsockname()[1] == port
+        assert listeners_on(port) == 0  # held, not listening: the workers listen
+    finally:
+        held.close()
