@@ -41,7 +41,7 @@ class Scenario:
     purpose: Literal["throughput", "latency"] = "throughput"
     in_quick: bool = True  # part of `make bench-quick` (the ~30-second run keeps only the core comparison)
     client: str = "aiohttp"  # bare forwarder's upstream client (proxy: set by the profile)
-    server: str = "uvicorn"  # bare forwarder's ASGI server (uvicorn or granian)
+    server: str = "uvicorn"  # bare forwarder's server (uvicorn, granian, or granian-rsgi: granian's RSGI interface)
 
     @property
     def wired(self) -> bool:
@@ -82,6 +82,8 @@ GRANIAN = ProxyProfile("routing-granian", server="granian")
 SERVER_SCENARIOS: tuple[Scenario, ...] = (
     # The server's share without the proxy's work: the aiohttp bare forwarder under granian.
     Scenario("bare-granian-w1-c50", "bare", 50, workers=1, server="granian", in_quick=False),
+    # The same forwarder on granian's RSGI interface: what RSGI would save over the ASGI bridge.
+    Scenario("bare-granian-rsgi-w1-c50", "bare", 50, workers=1, server="granian-rsgi", in_quick=False),
     Scenario("proxy-granian-w1-c50", "proxy", 50, workers=1, profile=GRANIAN, in_quick=False),
     Scenario("proxy-granian-w2-c50", "proxy", 50, workers=2, profile=GRANIAN, in_quick=False),
 )
