@@ -95,7 +95,31 @@ class BareReqwestForwarder:
         await _respond(send, r.status, [(k.encode(), v.encode()) for k, v in r.headers.items()], data)
 
 
-def create_app() -> BareForwarder | BareReqwestForwarder:
+class BareRsgiForwarder:
+    """The aiohttp forwarder on granian's RSGI interface (``--server granian-rsgi``): what RSGI
+    saves over granian's ASGI bridge, before porting anything of the proxy to it."""
+
+    def __init__(self) -> None:
+        self.session: aiohttp.ClientSession | None = None
+
+    async def __rsgi__(self, scope, protocol) -> None:
+        if self.session is None:  # created on the serving loop (granian's init hook runs outside it)
+            self.session = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(limit=200), auto_decompress=False,
+                skip_auto_headers=("User-Agent", "Accept-Encoding", "Content-Type"))
+        body = await protocol()
+        headers = [(k, v) for k, v in scope.headers.items() if k.encode() not in HOP]
+        url = UPSTREAM + scope.path + ("?" + scope.query_string if scope.query_string else "")
+        async with self.session.request(scope.method, url, headers=headers, data=body or None) as r:
+            data = await r.read()
+            out = [(k.decode(), v.decode()) for k, v in r.raw_headers if k.lower() not in HOP]
+        out.append(("content-length", str(len(data))))
+        protocol.response_bytes(r.status, out, data)
+
+
+def create_app() -> BareForwarder | BareReqwestForwarder | BareRsgiForwarder:
+    if os.environ.get("BARE_SERVER") == "granian-rsgi":
+        return BareRsgiForwarder()
     return BareReqwestForwarder() if os.environ.get("BARE_CLIENT") == "pyreqwest" else BareForwarder()
 
 
@@ -111,6 +135,7 @@ def main(argv: list[str] | None = None) -> None:
 
     import uvicorn
 
+    from chariot_migrate.lifecycle import hold_port_for_child
     from chariot_migrate.proxy.server import bind
 
     p = argparse.ArgumentParser(prog="python -m bench.bare_forwarder")
@@ -119,21 +144,22 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--port", type=int, default=0)
     p.add_argument("--workers", type=int, default=1)
     p.add_argument("--client", choices=("aiohttp", "pyreqwest"), default="aiohttp")
-    p.add_argument("--server", choices=("uvicorn", "granian"), default="uvicorn")
+    p.add_argument("--server", choices=("uvicorn", "granian", "granian-rsgi"), default="uvicorn")
     args = p.parse_args(argv)
     os.environ["BARE_UPSTREAM"] = args.upstream.rstrip("/")
     os.environ["BARE_CLIENT"] = args.client
-    sock = bind(args.host, args.port)
+    os.environ["BARE_SERVER"] = args.server
+    # granian's workers bind the port themselves (SO_REUSEPORT): hold it for them, as the proxy does
+    # (chariot_migrate/proxy/granian_server.py), instead of freeing it for them to race for.
+    sock = hold_port_for_child(args.host, args.port) if args.server.startswith("granian") else bind(args.host, args.port)
     port = sock.getsockname()[1]
-    if args.server == "granian":
-        # Granian binds by itself: free the port we found (a tiny race, acceptable in a benchmark).
-        sock.close()
     print(json.dumps({"event": "bare.listening", "port": port, "workers": args.workers,
                       "client": args.client, "server": args.server, "pid": os.getpid()}), flush=True)
-    if args.server == "granian":
+    if args.server.startswith("granian"):
         from granian import Granian
 
-        Granian("bench.bare_forwarder:create_app", address=args.host, port=port, interface="asgi",
+        Granian("bench.bare_forwarder:create_app", address=args.host, port=port,
+                interface="rsgi" if args.server == "granian-rsgi" else "asgi",
                 workers=args.workers, loop="uvloop", factory=True, log_enabled=False).serve()
         return
     config = uvicorn.Config("bench.bare_forwarder:create_app", factory=True, workers=args.workers, loop="uvloop",

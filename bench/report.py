@@ -144,6 +144,16 @@ def compute_ratios(results: Iterable[ScenarioResult]) -> dict[str, float]:
         "bare_granian_reqwest_vs_bare_reqwest_w1": _rps_ratio(by, "bare-granian-reqwest-w1-c50", "bare-reqwest-w1-c50"),
         "bare_granian_reqwest_vs_bare_reqwest_cpu_w1": _cpu_ratio(by, "bare-granian-reqwest-w1-c50",
                                                                   "bare-reqwest-w1-c50"),
+        # Server choice: the proxy under granian, against the same uvicorn bare forwarder as proxy-w*.
+        "proxy_granian_vs_bare_w1": _rps_ratio(by, "proxy-granian-w1-c50", "bare-w1-c50"),
+        "proxy_granian_vs_bare_w2": _rps_ratio(by, "proxy-granian-w2-c50", "bare-w2-c50"),
+        "proxy_granian_vs_bare_cpu_w1": _cpu_ratio(by, "proxy-granian-w1-c50", "bare-w1-c50"),
+        "proxy_granian_vs_proxy_w1": _rps_ratio(by, "proxy-granian-w1-c50", "proxy-w1-c50"),
+        "proxy_granian_vs_proxy_cpu_w1": _cpu_ratio(by, "proxy-granian-w1-c50", "proxy-w1-c50"),
+        "bare_granian_vs_bare_w1": _rps_ratio(by, "bare-granian-w1-c50", "bare-w1-c50"),
+        "bare_granian_vs_bare_cpu_w1": _cpu_ratio(by, "bare-granian-w1-c50", "bare-w1-c50"),
+        "bare_granian_rsgi_vs_bare_cpu_w1": _cpu_ratio(by, "bare-granian-rsgi-w1-c50", "bare-w1-c50"),
+        "bare_granian_rsgi_vs_bare_granian_cpu_w1": _cpu_ratio(by, "bare-granian-rsgi-w1-c50", "bare-granian-w1-c50"),
     }
     return {k: round(v, 3) for k, v in candidates.items() if v is not None}
 

@@ -190,7 +190,7 @@ def start_targets(kids: Children, scenarios: list[Scenario], workdir: Path, upst
         t.proxies[key] = kids.launch(f"proxy-{key[0]}-w{key[1]}", [
             CLI, "proxy", "--routes", str(d / "routes.yaml"), "--state", f"sqlite:///{d / 'state.db'}",
             "--port", "0", "--admin-port", "0", "--workers", str(key[1]),
-            "--http-client", profiles[key[0]].http_client], cwd=d, env=env)
+            "--http-client", profiles[key[0]].http_client, "--server", profiles[key[0]].server], cwd=d, env=env)
     for child in [*t.bare.values(), *t.proxies.values()]:
         child.wait_announced()
     return t

@@ -21,6 +21,7 @@ class ProxyProfile:
     shadow_percent: float = 0.0
     dual_write: bool = False
     http_client: str = "aiohttp"  # the proxy's upstream client (`chariot-migrate proxy --http-client`)
+    server: str = "uvicorn"  # the proxy's ASGI server (`chariot-migrate proxy --server`)
     # False for features the proxy does not have yet: such scenarios are listed as skipped, never faked.
     wired: bool = True
     not_wired_reason: str = ""
@@ -40,7 +41,7 @@ class Scenario:
     purpose: Literal["throughput", "latency"] = "throughput"
     in_quick: bool = True  # part of `make bench-quick` (the ~30-second run keeps only the core comparison)
     client: str = "aiohttp"  # bare forwarder's upstream client (proxy: set by the profile)
-    server: str = "uvicorn"  # bare forwarder's ASGI server (uvicorn or granian)
+    server: str = "uvicorn"  # bare forwarder's server (uvicorn, granian, or granian-rsgi: granian's RSGI interface)
 
     @property
     def wired(self) -> bool:
@@ -75,6 +76,18 @@ CLIENT_SCENARIOS: tuple[Scenario, ...] = (
              in_quick=False),
 )
 
+# Server choice (issue 17): the same proxy (aiohttp client) under granian, against the same baseline
+# (the aiohttp bare forwarder under uvicorn) as proxy-w1/w2-c50, so the ratios compare directly.
+GRANIAN = ProxyProfile("routing-granian", server="granian")
+SERVER_SCENARIOS: tuple[Scenario, ...] = (
+    # The server's share without the proxy's work: the aiohttp bare forwarder under granian.
+    Scenario("bare-granian-w1-c50", "bare", 50, workers=1, server="granian", in_quick=False),
+    # The same forwarder on granian's RSGI interface: what RSGI would save over the ASGI bridge.
+    Scenario("bare-granian-rsgi-w1-c50", "bare", 50, workers=1, server="granian-rsgi", in_quick=False),
+    Scenario("proxy-granian-w1-c50", "proxy", 50, workers=1, profile=GRANIAN, in_quick=False),
+    Scenario("proxy-granian-w2-c50", "proxy", 50, workers=2, profile=GRANIAN, in_quick=False),
+)
+
 # Feature-cost scenarios. A profile with ``wired=False`` is listed in the results as skipped with its
 # reason (never faked); flip it (and set the state in run.setup_proxy_state) once the proxy serves it.
 SHADOW_ALL = ProxyProfile("shadow100", shadow_percent=100.0)
@@ -90,7 +103,7 @@ FEATURE_SCENARIOS: tuple[Scenario, ...] = (
 
 def all_scenarios() -> tuple[Scenario, ...]:
     """Every scenario in table order (read at call time, so tests can swap a group)."""
-    return (*SCENARIOS, *CLIENT_SCENARIOS, *FEATURE_SCENARIOS)
+    return (*SCENARIOS, *CLIENT_SCENARIOS, *SERVER_SCENARIOS, *FEATURE_SCENARIOS)
 
 
 def select_scenarios(mode: str, only: list[str] | None = None) -> tuple[list[Scenario], list[tuple[str, str]]]:

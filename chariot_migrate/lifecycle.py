@@ -136,13 +136,20 @@ def reserve_port(host: str = "127.0.0.1") -> socket.socket:
     return sock
 
 
-def hold_port_for_child(host: str = "127.0.0.1", port: int = 0) -> socket.socket:
+def hold_port_for_child(host: str = "127.0.0.1", port: int = 0, *, reuse_addr: bool = False) -> socket.socket:
     """A port held (bound, not listening) with SO_REUSEPORT, for a child whose server cannot adopt
     a socket (gRPC binds its own): the child binds the same port with SO_REUSEPORT and listens,
     this process never accepts on it, and while it holds the socket nobody else can take the
-    port, even across the child's restarts. Port 0 = a free port."""
+    port, even across the child's restarts. Port 0 = a free port.
+
+    ``reuse_addr``: also SO_REUSEADDR, so a fixed port still in TIME_WAIT from the previous run
+    (a server that closed its connections first) can be held at once, as ``bind`` allows. The cost:
+    until the child listens, another SO_REUSEADDR socket could bind the port too — the child's
+    bind then fails and the start fails loudly; the port is never shared silently."""
     sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    if reuse_addr:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind((host, port))
     except OSError as e:

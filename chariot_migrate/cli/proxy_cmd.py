@@ -24,14 +24,17 @@ def register(app: typer.Typer) -> None:
                                               "[default: $CHARIOT_MIGRATE_HTTP_CLIENT, else aiohttp]"),
               fd: int = typer.Option(None, help="serve the public side on this listening socket, already bound by "
                                                 "the parent (what `up` does), instead of --host/--port"),
-              admin_fd: int = typer.Option(None, help="the same for the admin API")) -> None:
+              admin_fd: int = typer.Option(None, help="the same for the admin API"),
+              server: str = typer.Option(None, help="ASGI server of the workers: uvicorn or granian (binds its "
+                                         "own sockets, so not with --fd) [default: $CHARIOT_MIGRATE_SERVER, "
+                                         "else uvicorn]")) -> None:
         """Run the strangler proxy (public port) and its admin API (admin port)."""
         from ..proxy.server import ProxyOptions, serve
 
         serve(ProxyOptions(routes=routes_path(routes), state=state, host=host, port=port, admin_host=admin_host,
                            admin_port=admin_port, workers=workers, access_log=access_log, ready_file=ready_file,
                            capture=capture, capture_sample=capture_sample, http_client=http_client,
-                           fd=fd, admin_fd=admin_fd))
+                           fd=fd, admin_fd=admin_fd, server=server))
 
     @app.command("example-upstream")
     def example_upstream(name: str = typer.Argument("echo", help="side name echoed back, e.g. legacy or new"),

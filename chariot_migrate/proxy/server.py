@@ -1,4 +1,4 @@
-"""Process layout of a running proxy: uvicorn workers on the public port, the admin API in its
+"""Process layout of a running proxy: uvicorn (or granian: ``--server``) workers on the public port, the admin API in its
 own process on the admin port, Prometheus multiprocess files shared between them.
 
 Both sockets are bound here first (port 0 allowed) — or handed down already bound by a supervisor
@@ -6,6 +6,7 @@ Both sockets are bound here first (port 0 allowed) — or handed down already bo
 announced on one JSON line on stdout before serving; tests and scripts read it instead of guessing.
 Everything that can refuse a start (routes.yaml, the state store, a port in use) is checked before
 that line, as one sentence. The admin process and the workers die with this process.
+Under granian the public port is held rather than bound and listening (granian_server.py says why).
 """
 
 from __future__ import annotations
@@ -21,10 +22,21 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..lifecycle import CHILD_APP_ENV, adopt_children, bind, die_with_parent, inherited, port_of
+from ..lifecycle import (
+    CHILD_APP_ENV,
+    adopt_children,
+    bind,
+    die_with_parent,
+    hold_port_for_child,
+    inherited,
+    port_of,
+)
 from .upstream import HTTP_CLIENT_ENV, HTTP_CLIENTS  # aiohttp only: nothing here imports prometheus_client
 
-__all__ = ["ProxyOptions", "bind", "serve"]
+__all__ = ["SERVERS", "SERVER_ENV", "ProxyOptions", "bind", "resolve_server", "serve"]
+
+SERVER_ENV = "CHARIOT_MIGRATE_SERVER"
+SERVERS = ("uvicorn", "granian")
 
 
 @dataclass
@@ -43,10 +55,30 @@ class ProxyOptions:
     http_client: str | None = None  # "aiohttp" or "pyreqwest"; None: $CHARIOT_MIGRATE_HTTP_CLIENT or aiohttp
     fd: int | None = None  # public socket already bound by the parent (instead of host/port)
     admin_fd: int | None = None
+    server: str | None = None  # "uvicorn" or "granian"; None: $CHARIOT_MIGRATE_SERVER or uvicorn
+
+
+def resolve_server(opts: ProxyOptions) -> str:
+    """The ASGI server for the workers, or a one-sentence error for what it cannot do."""
+    name = opts.server or os.environ.get(SERVER_ENV) or "uvicorn"
+    if name not in SERVERS:
+        raise RuntimeError(f"--server: unknown server {name!r} (choose from {', '.join(SERVERS)})")
+    if name == "granian" and opts.fd is not None:
+        raise RuntimeError("--server granian binds its own listening sockets and cannot serve on --fd; "
+                           "use --server uvicorn under a supervisor that hands the socket down")
+    return name
 
 
 def _listener(host: str, port: int, fd: int | None) -> socket.socket:
     return inherited(fd) if fd is not None else bind(host, port)
+
+
+def _public_socket(opts: ProxyOptions, server: str) -> socket.socket:
+    # granian's workers bind the port themselves (SO_REUSEPORT): hold it for them, not listening;
+    # SO_REUSEADDR as for uvicorn's socket, so a restart on a fixed port is not refused by TIME_WAIT.
+    if server == "granian":
+        return hold_port_for_child(opts.host, opts.port, reuse_addr=True)
+    return _listener(opts.host, opts.port, opts.fd)
 
 
 def _run_admin(sock: socket.socket, env: dict[str, str]) -> None:
@@ -62,6 +94,7 @@ def _run_admin(sock: socket.socket, env: dict[str, str]) -> None:
 def serve(opts: ProxyOptions) -> None:
     if opts.http_client and opts.http_client not in HTTP_CLIENTS:
         raise RuntimeError(f"--http-client: unknown client {opts.http_client!r} (choose from {', '.join(HTTP_CLIENTS)})")
+    server = resolve_server(opts)
     # Metrics go to files shared by every worker and the admin process; this must be set before
     # anything imports prometheus_client (loading routes.yaml does, through its section models).
     mp_dir = tempfile.mkdtemp(prefix="chariot-migrate-metrics-")
@@ -76,7 +109,7 @@ def serve(opts: ProxyOptions) -> None:
     try:
         table = load_table(opts.routes)
         open_state_store(opts.state).close()
-        public = _listener(opts.host, opts.port, opts.fd)
+        public = _public_socket(opts, server)
         try:
             admin = _listener(opts.admin_host, opts.admin_port, opts.admin_fd)
         except Exception:
@@ -117,34 +150,50 @@ def serve(opts: ProxyOptions) -> None:
     ready = {"event": "proxy.listening", "host": opts.host, "port": port_of(public),
              "admin_port": admin_port,
              "workers": opts.workers, "pid": os.getpid()}
-    print(json.dumps(ready), flush=True)
-    if opts.ready_file:
-        Path(opts.ready_file).write_text(json.dumps(ready))
 
+    def announce() -> None:
+        print(json.dumps(ready), flush=True)
+        if opts.ready_file:
+            Path(opts.ready_file).write_text(json.dumps(ready))
+
+    try:
+        if server == "granian":
+            from . import granian_server
+
+            code = granian_server.run(opts.host, public, opts.workers, announce)
+        else:
+            announce()
+            _run_uvicorn(public, opts.workers)
+            code = 0
+    finally:
+        public.close()
+        if admin_proc.is_alive():
+            admin_proc.terminate()
+            admin_proc.join(5)
+        shutil.rmtree(mp_dir, ignore_errors=True)
+    if code:
+        sys.exit(code)
+
+
+def _run_uvicorn(public: socket.socket, workers: int) -> None:
     import uvicorn
 
     # uvicorn re-raises SIGTERM after its graceful shutdown; turn it into SystemExit so the
-    # clean-up below (admin process, metrics directory) runs.
+    # clean-up in serve (admin process, metrics directory) runs.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     config = uvicorn.Config(
-        "chariot_migrate.lifecycle:child_app", factory=True, fd=public.fileno(), workers=opts.workers,
+        "chariot_migrate.lifecycle:child_app", factory=True, fd=public.fileno(), workers=workers,
         # httptools plus a bound on each request's header block (uvicorn has none): http_protocol.py
         loop="uvloop", http="chariot_migrate.proxy.http_protocol:HeaderTimeoutProtocol", lifespan="on",
         access_log=False, log_level="warning",
         timeout_graceful_shutdown=30, server_header=False, date_header=False, proxy_headers=False,
     )
-    try:
-        if opts.workers > 1:
-            from uvicorn.supervisors import Multiprocess
+    if workers > 1:
+        from uvicorn.supervisors import Multiprocess
 
-            Multiprocess(config, sockets=[public]).run()
-        else:
-            uvicorn.Server(config).run(sockets=[public])
-    finally:
-        if admin_proc.is_alive():
-            admin_proc.terminate()
-            admin_proc.join(5)
-        shutil.rmtree(mp_dir, ignore_errors=True)
+        Multiprocess(config, sockets=[public]).run()
+    else:
+        uvicorn.Server(config).run(sockets=[public])
 
 
 def main() -> None:  # pragma: no cover - convenience entry

@@ -50,7 +50,8 @@ def _wait_no_leftovers(marker: str, timeout: float = 10) -> list[str]:
 def test_smoke_run_measures_every_scenario_and_stops_everything(tmp_path):
     out = tmp_path / "latest.json"
     proc = subprocess.run([sys.executable, "-m", "bench.run", "--smoke", "--out", str(out)], cwd=ROOT,
-                          env=_bench_env(tmp_path), capture_output=True, text=True, timeout=90)
+                          env=_bench_env(tmp_path), capture_output=True, text=True,
+                          timeout=120)  # a hang guard: every scenario runs, granian proxies included
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     doc = json.loads(out.read_text())
 

@@ -173,3 +173,26 @@ def test_client_choice_ratios_keep_the_aiohttp_bare_forwarder_as_baseline():
     assert ratios["proxy_reqwest_vs_proxy_cpu_w1"] == pytest.approx(1.6)
     assert ratios["proxy_reqwest_vs_bare_w1"] == pytest.approx(0.9)  # against the baseline
     assert ratios["proxy_reqwest_vs_bare_reqwest_w1"] == pytest.approx(0.72)  # against the same client
+
+
+def test_server_choice_ratios_keep_the_uvicorn_bare_forwarder_as_baseline():
+    results = [_result("bare-w1-c50", 4000, cpu=200), _result("proxy-w1-c50", 2000, cpu=400),
+               _result("proxy-granian-w1-c50", 2500, cpu=320), _result("bare-granian-w1-c50", 5000, cpu=160),
+               _result("bare-granian-rsgi-w1-c50", 5000, cpu=128)]
+    ratios = compute_ratios(results)
+    assert ratios["proxy_granian_vs_bare_w1"] == pytest.approx(0.625)  # against the baseline
+    assert ratios["proxy_granian_vs_bare_cpu_w1"] == pytest.approx(0.625)
+    assert ratios["proxy_granian_vs_proxy_w1"] == pytest.approx(1.25)  # what the server buys the proxy
+    assert ratios["proxy_granian_vs_proxy_cpu_w1"] == pytest.approx(1.25)
+    assert ratios["bare_granian_vs_bare_w1"] == pytest.approx(1.25)  # the server's share, no proxy work
+    assert ratios["bare_granian_vs_bare_cpu_w1"] == pytest.approx(1.25)
+    assert ratios["bare_granian_rsgi_vs_bare_granian_cpu_w1"] == pytest.approx(1.25)  # RSGI over the ASGI bridge
+    assert "proxy_granian_vs_bare_w2" not in ratios  # not run: left out, never zero
+
+
+def test_granian_proxy_scenarios_run_the_proxy_under_granian():
+    from bench.scenarios import all_scenarios
+
+    by = {s.name: s for s in all_scenarios()}
+    assert by["proxy-granian-w1-c50"].profile.server == "granian" and by["proxy-granian-w2-c50"].workers == 2
+    assert by["proxy-w1-c50"].profile.server == "uvicorn"  # the default proxy stays on uvicorn
