@@ -94,7 +94,7 @@ def run(host: str, holder: socket.socket, workers: int, announce: Callable[[], N
         interrupt(*args, **kwargs)
 
     # granian installs its handlers in serve(); the bound method it installs is this one.
-    server.signal_handler_interrupt = on_signal  # type: ignore[method-assign]
+    server.signal_handler_interrupt = on_signal  # type: ignore[method-assign]  # wrapping granian's handler
     done = threading.Event()
     announce_when_listening(port, workers, announce, alive=lambda: not done.is_set())
     try:
