@@ -67,7 +67,7 @@ def redis_with_password(tmp_path):
             socket.create_connection(("127.0.0.1", port), 0.2).close()
             break
         except OSError:
-            time.sleep(0.05)
+            time.sleep(0.05)  # why: a startup poll's interval
     yield f"redis://127.0.0.1:{port}/0"
     proc.terminate()
     proc.wait(10)

@@ -59,5 +59,5 @@ def test_services_sla_group_loads_the_three_routes_through_the_proxy(tmp_path):
     assert "services-sla" in proc.stdout
     deadline = time.monotonic() + 15
     while (left := _leftovers(str(tmp_path))) and time.monotonic() < deadline:
-        time.sleep(0.3)
+        time.sleep(0.3)  # why: a poll's interval; the assertion below names the leftovers
     assert not left, left

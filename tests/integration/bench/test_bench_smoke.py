@@ -43,7 +43,7 @@ def _leftovers(marker: str) -> list[str]:
 def _wait_no_leftovers(marker: str, timeout: float = 10) -> list[str]:
     deadline = time.monotonic() + timeout
     while (left := _leftovers(marker)) and time.monotonic() < deadline:
-        time.sleep(0.2)
+        time.sleep(0.2)  # why: a poll's interval; the caller asserts on the leftovers returned
     return left
 
 

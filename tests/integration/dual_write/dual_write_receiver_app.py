@@ -80,7 +80,7 @@ async def main(args: argparse.Namespace) -> None:
     port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
     print(f"PORT {port}", flush=True)
     while True:
-        await asyncio.sleep(3600)
+        await asyncio.sleep(3600)  # why: serve until the test kills the process
 
 
 if __name__ == "__main__":

@@ -178,7 +178,7 @@ async def test_secondary_down_for_seconds_then_backlog_drains(tmp_path, receiver
     w, transport = make_worker(outbox, receiver, max_attempts=100, max_delay_s=0.3)
     w.start()
     appended = [await outbox.append(record(f"acct{i % 3}", i)) for i in range(15)]
-    await asyncio.sleep(1.5)
+    await asyncio.sleep(1.5)  # why: the outage must last seconds (oldest_age_s >= 1.0 below is the point)
     st = (await outbox.status())["widgets"]
     assert st.backlog == 15 and st.dead_letters == 0 and st.oldest_age_s >= 1.0
     assert w.failed_attempts >= 3
@@ -202,7 +202,7 @@ async def test_dead_letter_is_visible_and_retry_delivers_it(outbox, receiver):
         for _ in range(300):
             if await outbox.dead_letters():
                 break
-            await asyncio.sleep(0.01)
+            await asyncio.sleep(0.01)  # why: an async poll's interval (conftest.eventually is sync)
         (dead,) = await outbox.dead_letters(service="widgets")
         assert dead.id == first.id and dead.attempts == 3 and "503" in dead.last_error
         st = (await outbox.status())["widgets"]

@@ -61,7 +61,7 @@ async def test_two_deployments_on_one_redis_do_not_consume_each_others_events():
         for _ in range(100):
             if len(got["a1"]) + len(got["a2"]) == 6 and got["b"]:
                 break
-            await asyncio.sleep(0.05)
+            await asyncio.sleep(0.05)  # why: an async poll's interval (conftest.eventually is sync)
         await asyncio.sleep(0.3)  # anything misrouted would arrive meanwhile
         assert sorted(got["a1"] + got["a2"]) == [f"a{i}" for i in range(6)]  # each exactly once, within A
         assert got["b"] == ["b0"]

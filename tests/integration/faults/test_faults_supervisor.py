@@ -42,7 +42,7 @@ def _child(tmp_path, name: str, code: str) -> Child:
 
 def test_restarts_a_crashing_child_then_gives_up_and_leaves_the_others_running(tmp_path):
     crasher = _child(tmp_path, "crasher", "import sys; print('{\"ready\": 1}', flush=True); sys.exit(3)")
-    steady = _child(tmp_path, "steady", "import time; print('{\"ready\": 1}', flush=True); time.sleep(60)")
+    steady = _child(tmp_path, "steady", "import time; print('{\"ready\": 1}', flush=True); time.sleep(60)")  # why: stays up
     lines: list[str] = []
     sup = Supervisor([crasher, steady], lines.append, POLICY)
     try:
@@ -57,7 +57,7 @@ def test_restarts_a_crashing_child_then_gives_up_and_leaves_the_others_running(t
         assert "giving up on it" in lines[-1] and "the rest of the stack keeps running" in lines[-1]
         assert len(lines) == POLICY.max_crashes + 1  # one line per exit, nothing else
         # Given up: no more restarts; the other child was never touched.
-        time.sleep(0.3)
+        time.sleep(0.3)  # why: "no more restarts" is an absence; past the 0.05-0.1 s backoffs a restart would show
         sup.tick()
         assert len(lines) == POLICY.max_crashes + 1
         assert steady.poll() is None and steady.popen.pid == steady_pid

@@ -28,7 +28,7 @@ async def main(url: str, prefix: str, group: str, crash_after: int) -> None:
         applied += 1
         if applied == crash_after:
             os.kill(os.getpid(), signal.SIGKILL)
-        await asyncio.sleep(0.02)
+        await asyncio.sleep(0.02)  # why: a slow handler, so the kill lands with events still unhandled
 
     bus.subscribe(group, ["asset.discovered"], handler)
     await bus.start()

@@ -49,7 +49,7 @@ async def test_l2_is_shared_and_writes_invalidate_the_other_instances_l1(two_ins
     for _ in range(100):
         if b.stats["remote_invalidations"]:
             break
-        await asyncio.sleep(0.02)
+        await asyncio.sleep(0.02)  # why: an async poll's interval (conftest.eventually is sync)
     assert b.stats["remote_invalidations"] == 1
     assert a.stats["remote_invalidations"] == 0  # its own message is ignored
     assert await b.get_or_load("asset", loader) == {"name": "v2"}
@@ -124,6 +124,6 @@ async def test_flush_namespace_drops_every_entry_everywhere(two_instances):
     for _ in range(100):
         if len(a.l1) == 0:
             break
-        await asyncio.sleep(0.02)
+        await asyncio.sleep(0.02)  # why: an async poll's interval (conftest.eventually is sync)
     assert await a.get_or_load("x", loader("x")) == 10
     assert await b.get_or_load("y", loader("y")) == 20

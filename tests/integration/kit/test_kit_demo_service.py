@@ -15,6 +15,7 @@ import boto3
 import httpx
 import pytest
 import redis
+from conftest import eventually
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from jwt.algorithms import RSAAlgorithm
@@ -110,7 +111,7 @@ def demo(moto_endpoint, signing_key, tmp_path_factory):
             if httpx.get(base + "/health", timeout=1).status_code == 200:
                 break
         except httpx.HTTPError:
-            time.sleep(0.1)
+            time.sleep(0.1)  # why: a startup poll that also checks the process and shows its log on failure
         assert proc.poll() is None, log_path.read_text()[-3000:]
     else:
         pytest.fail("demo service did not start: " + log_path.read_text()[-3000:])
@@ -220,9 +221,13 @@ def test_metrics_and_json_logs(demo):
     assert 'endpoint="/asset"' in text and "#asset#" not in text
     assert "active_connections_total" in text
 
-    time.sleep(0.3)
-    lines = [line for line in demo["log"].read_text().splitlines() if line.strip()]
-    events = [json.loads(line) for line in lines]  # every line is one JSON event
+
+    def logged() -> list[dict] | None:  # the service writes its log asynchronously: both events land
+        events = [json.loads(line) for line in demo["log"].read_text().splitlines() if line.strip()]
+        seen = any(e.get("correlation_id") == "trace-me-1" and e["message"] == "request" for e in events)
+        return events if seen and any(e.get("correlation_id") == "boom-2" and "exception" in e for e in events) else None
+
+    events = eventually(logged, what="the request and the exception events in the JSON log")  # every line is JSON
     mine = [e for e in events if e.get("correlation_id") == "trace-me-1" and e["message"] == "request"]
     assert mine and mine[0]["route"] == "/whoami" and mine[0]["status"] == 200
     assert mine[0]["trace_id"] == "4bf92f3577b34da6a3ce929d0e0e4736" and mine[0]["service"] == "demo"

@@ -41,7 +41,7 @@ async def wait_for(predicate, timeout=15.0):
     while asyncio.get_running_loop().time() < deadline:
         if await predicate():
             return True
-        await asyncio.sleep(0.05)
+        await asyncio.sleep(0.05)  # why: the async counterpart of conftest.eventually's interval
     return False
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from aiohttp import web
+from conftest import eventually
 
 from chariot_migrate.lambda_adapters import moto_stack as ms
 from chariot_migrate.lambda_adapters.invokers import HttpApiInvoker, LambdaInvoker, LocalInvoker
@@ -120,9 +121,8 @@ def test_event_invocation_returns_202_and_runs_in_background(
     assert time.perf_counter() - t0 < 1.0
     assert resp["StatusCode"] == 202
     assert get_item(stack, table, pk) is None
-    deadline = time.monotonic() + 10
-    while get_item(stack, table, pk) is None and time.monotonic() < deadline:
-        time.sleep(0.1)
+    eventually(lambda: get_item(stack, table, pk) is not None, timeout=10, interval=0.1,
+               what="the asynchronous invocation's item")
     assert get_item(stack, table, pk) is not None
 
 
@@ -134,9 +134,8 @@ def test_function_starts_another_asynchronously(stack: MotoStack, table: str, es
     )
     out = json.loads(resp["Payload"].read())
     assert out["status"] == 202 and out["elapsed"] < 1.0
-    deadline = time.monotonic() + 10
-    while get_item(stack, table, pk) is None and time.monotonic() < deadline:
-        time.sleep(0.1)
+    eventually(lambda: get_item(stack, table, pk) is not None, timeout=10, interval=0.1,
+               what="the asynchronous invocation's item")
     assert get_item(stack, table, pk) == {"pk": {"S": pk}, "by": {"S": estate["slowput"]}}
 
 

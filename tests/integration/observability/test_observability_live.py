@@ -75,7 +75,7 @@ def wait_for(fn, timeout: float = 15.0):
         got = fn()
         if got or time.time() > deadline:
             return got
-        time.sleep(0.05)
+        time.sleep(0.05)  # why: a poll's interval (returns the last value for the caller's assertion)
 
 
 _HELD: list[socket.socket] = []

@@ -40,7 +40,7 @@ async def _main(args: argparse.Namespace) -> None:
     await site.start()
     print(json.dumps({"port": site._server.sockets[0].getsockname()[1]}), flush=True)  # type: ignore[union-attr]
     while True:
-        await asyncio.sleep(3600)
+        await asyncio.sleep(3600)  # why: the server runs until the test kills the process
 
 
 if __name__ == "__main__":

@@ -188,5 +188,5 @@ def _settled(side: ChariotLike, *, timeout: float) -> int:
         if n == last:
             return n
         last = n
-        time.sleep(0.5)
+        time.sleep(0.5)  # why: "stopped growing" means two looks apart in time agree; no end event to poll
     raise AssertionError(f"the proxy kept paging for {timeout}s ({last} pages)")

@@ -42,6 +42,13 @@ def metric(proxy: Proc, name: str, **labels) -> float | None:
     return None
 
 
+def answered_by_new(proxy: Proc, n: int) -> bool:
+    """``n`` requests in a row (different accounts) answered by the new side: the shift reached the
+    workers that served them (the proxy exposes no applied-state version to poll instead)."""
+    return all(httpx.get(proxy.url + "/risk", headers={"account": f"probe{i}@x.com"}, timeout=5)
+               .headers.get("x-migrate-side") == "new" for i in range(n))
+
+
 def echo(name: str, port: int = 0, env: dict | None = None) -> Proc:
     p = Proc(cli("example-upstream", name, "--port", str(port)), env=env)
     p.wait_http("/__echo/count")  # never delayed
@@ -70,7 +77,7 @@ def test_killed_service_fails_over_without_5xx_and_the_breaker_closes_when_it_re
     routes.write_text(RESILIENT.format(legacy=legacy.url, new=new.url, timeout=1))
     proxy = start_proxy(routes, workers=2)  # one breaker per worker; the gauge is the max over them
     shift(tmp_path, routes, "risk-assessment", 100)
-    time.sleep(1.2)
+    eventually(lambda: answered_by_new(proxy, 20), what="both workers to pick up the 100 % shift")
     results: list[tuple[float, int, str, str]] = []
     phase = {"stop": time.time() + 60}
 
@@ -82,34 +89,49 @@ def test_killed_service_fails_over_without_5xx_and_the_breaker_closes_when_it_re
                         await r.read()
                         results.append((time.time(), r.status, r.headers.get("x-migrate-side", ""),
                                         r.headers.get("x-migrate-failover", "")))
-                    await asyncio.sleep(0.005)
+                    await asyncio.sleep(0.005)  # why: paces the load loop
             await asyncio.gather(*(worker(i) for i in range(8)))
 
     observed: dict[str, object] = {}
 
     def chaos():
-        time.sleep(1.0)
+        eventually(lambda: sum(sd == "new" for _, _, sd, _ in results) >= 50, what="the load to reach the new side")
         new.stop(signal.SIGKILL)
         observed["killed"] = time.time()
-        time.sleep(1.5)
+
+        def opened() -> bool:  # a breaker is open and has failed requests fast, before the restart
+            failed_fast = any(fo == "circuit_open" for t, _, _, fo in results[-200:] if t > observed["killed"])
+            return failed_fast and metric(proxy, "proxy_circuit_state", service="risk-assessment",
+                                          instance=new.url) == 2.0
+
+        eventually(opened, timeout=15, what="a breaker to open on the killed new side")
         observed["open"] = metric(proxy, "proxy_circuit_state", service="risk-assessment", instance=new.url)
         observed["restarting"] = time.time()
         again = echo("new", port=new.port)
         procs.append(again)
         observed["back"] = time.time()
-        deadline = time.time() + 15
-        while time.time() < deadline:  # every worker's breaker closed: the recent answers are all new
+
+        def all_new_again() -> bool:  # every worker's breaker closed: the recent answers are all new
             recent = results[-40:]
-            if recent[0][0] > observed["back"] and all(sd == "new" for _, _, sd, _ in recent):
-                break
-            time.sleep(0.1)
+            return recent[0][0] > observed["back"] and all(sd == "new" for _, _, sd, _ in recent)
+
+        try:
+            eventually(all_new_again, timeout=15, interval=0.1, what="every breaker to close")
+        except AssertionError:
+            pass  # the assertions after the load say what went wrong (the closed gauge, the sides seen)
         observed["closed"] = metric(proxy, "proxy_circuit_state", service="risk-assessment", instance=new.url)
         phase["stop"] = time.time()
 
     import concurrent.futures
 
     with concurrent.futures.ThreadPoolExecutor(1) as ex:
-        fut = ex.submit(chaos)
+        def chaos_then_stop():  # a chaos step that times out ends the load too, not after 60 s
+            try:
+                chaos()
+            finally:
+                phase["stop"] = time.time()
+
+        fut = ex.submit(chaos_then_stop)
         asyncio.run(load())
         fut.result()
 
@@ -133,7 +155,10 @@ def test_slow_service_times_out_and_fails_over_with_bounded_latency(tmp_path, pr
     routes.write_text(RESILIENT.format(legacy=legacy.url, new=slow.url, timeout=0.3))
     proxy = start_proxy(routes)
     shift(tmp_path, routes, "risk-assessment", 100)
-    time.sleep(1.2)
+    # one probe at most reaches the slow side (under the breaker's threshold of 3): until the shift
+    # lands the probes go to legacy and answer with no failover
+    eventually(lambda: httpx.get(proxy.url + "/risk", headers={"account": "probe@x.com"}, timeout=5)
+               .headers.get("x-migrate-failover") == "timeout", what="the proxy to pick up the 100 % shift")
 
     async def run():
         async with aiohttp.ClientSession() as s:

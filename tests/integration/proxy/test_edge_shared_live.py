@@ -10,6 +10,8 @@ import uuid
 import httpx
 import pytest
 import redis
+from conftest import eventually
+from test_edge_live import metric
 
 pytestmark = pytest.mark.integration
 
@@ -61,7 +63,8 @@ routes:
             assert reasons_a == ["connect"] * 3
             assert c.get(a.url + "/asset", headers={"account": "w@x.com"}).headers["x-migrate-failover"] == "circuit_open"
             # … and proxy b, which never saw a failure, fails fast from its first request
-            time.sleep(0.3)
+            eventually(lambda: metric(b, "proxy_circuit_state", service="asset-discovery", instance=dead) == 2.0,
+                       what="proxy b to receive proxy a's trip (its breaker gauge open)")
             first_b = c.get(b.url + "/asset", headers={"account": "z@x.com"})
             assert first_b.status_code == 200 and first_b.headers["x-migrate-side"] == "legacy"
             assert first_b.headers["x-migrate-failover"] == "circuit_open"

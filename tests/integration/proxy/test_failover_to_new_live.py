@@ -5,22 +5,12 @@ the reason in the proxy's log and legacy's error stands; writes never fail over.
 
 from __future__ import annotations
 
-import time
-
 import httpx
 import pytest
-from conftest import Proc, cli
+from conftest import Proc, cli, eventually
 from test_edge_live import metric
 
 pytestmark = pytest.mark.integration
-
-
-def _eventually(check, timeout: float = 15.0) -> bool:
-    for _ in range(int(timeout / 0.1)):
-        if check():
-            return True
-        time.sleep(0.1)
-    return bool(check())
 
 
 def test_legacy_failures_are_served_by_new_only_for_a_prepared_service(tmp_path, procs, start_proxy):
@@ -49,7 +39,8 @@ routes:
         r = c.get(proxy.url + "/risk", headers=h)
         assert r.status_code == 200 and r.headers["x-migrate-side"] == "legacy"  # legacy healthy: it serves
         flag.write_text("")  # legacy starts failing
-        assert _eventually(lambda: c.get(proxy.url + "/risk", headers=h).headers.get("x-migrate-side") == "new")
+        eventually(lambda: c.get(proxy.url + "/risk", headers=h).headers.get("x-migrate-side") == "new", timeout=15,
+                   what="legacy's failures to be served by new")
         r = c.get(proxy.url + "/risk", headers=h)
         assert r.status_code == 200 and r.headers["x-migrate-failover"] == "legacy_status_500"
         assert r.json()["side"] == "new"  # the new service answered it
@@ -57,8 +48,8 @@ routes:
         assert c.put(proxy.url + "/risk", headers=h, content=b"{}").status_code == 500
         r = c.get(proxy.url + "/asset", headers=h)
         assert r.status_code == 500 and r.headers["x-migrate-side"] == "legacy" and "x-migrate-failover" not in r.headers
-        assert _eventually(lambda: (metric(proxy, "proxy_failovers_total", service="risk-assessment",
-                                                 reason="legacy_status_500") or 0) >= 2)
+        eventually(lambda: (metric(proxy, "proxy_failovers_total", service="risk-assessment",
+                                   reason="legacy_status_500") or 0) >= 2, timeout=15, what="two counted failovers")
         flag.unlink()  # legacy is back: it serves again
         r = c.get(proxy.url + "/risk", headers=h)
         assert r.status_code == 200 and r.headers["x-migrate-side"] == "legacy"

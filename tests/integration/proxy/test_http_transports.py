@@ -52,7 +52,7 @@ class Upstream:
         self.in_flight += 1
         self.max_in_flight = max(self.max_in_flight, self.in_flight)
         try:
-            await asyncio.sleep(float(request.query["s"]))
+            await asyncio.sleep(float(request.query["s"]))  # why: the fake slow upstream itself
         finally:
             self.in_flight -= 1
         return web.Response(text="late")
@@ -63,7 +63,7 @@ class Upstream:
         resp.content_length = SMALL_BODY * 4
         await resp.prepare(request)
         await resp.write(b"y" * 1024)
-        await asyncio.sleep(3)
+        await asyncio.sleep(3)  # why: the stall under test (past the proxy's body timeout)
         return resp
 
     async def redirect(self, request: web.Request) -> web.Response:
@@ -80,7 +80,7 @@ class Upstream:
 
     async def reset(self, request: web.Request) -> web.Response:
         request.transport.close()  # the connection dies before any answer
-        await asyncio.sleep(1)
+        await asyncio.sleep(1)  # why: the handler must not answer on the closed connection
         return web.Response(text="never")
 
 

@@ -8,7 +8,7 @@ import time
 
 import httpx
 import pytest
-from conftest import cli
+from conftest import cli, eventually
 
 pytestmark = pytest.mark.integration
 
@@ -39,6 +39,8 @@ def test_shadow_report_finds_the_real_difference_and_calls_the_rest_noise(tmp_pa
     capture = tmp_path / "capture.jsonl"
     proxy = start_proxy(routes)
     run(tmp_path, "shadow", "risk-assessment", "100", "--routes", str(routes), "--state", f"sqlite:///{tmp_path}/state.db")
+    # why not a poll: the proxy exposes no applied-state version, and a probe request would itself
+    # be shadowed and counted in the pairs asserted below; workers poll the state every 0.5 s
     time.sleep(1.2)
     with httpx.Client(base_url=proxy.url) as c:
         for i in range(200):
@@ -46,9 +48,13 @@ def test_shadow_report_finds_the_real_difference_and_calls_the_rest_noise(tmp_pa
             assert r.status_code == 200 and r.json()["side"] == "legacy"  # primary unchanged
         # writes are never shadowed (their comparison is the dual-write replay)
         c.put("/risk", headers={"account": "w@x.com"}, content=b"{}")
-    time.sleep(2.0)  # engine flushes every 0.5 s
 
-    doc = json.loads(run(tmp_path, "report", "--format", "json", "--routes", str(routes)))
+    def compared() -> dict | None:  # the engine flushes every 0.5 s: the report fills up
+        doc = json.loads(run(tmp_path, "report", "--format", "json", "--routes", str(routes)))
+        routes_seen = [r for svc in doc["services"] for r in svc["routes"]]
+        return doc if routes_seen and routes_seen[0]["pairs"] >= 195 else None
+
+    doc = eventually(compared, timeout=15, interval=0.3, what="the shadow report to hold the compared pairs")
     (svc,) = doc["services"]
     (route,) = svc["routes"]
     assert 195 <= route["pairs"] <= 200 and route["aa_pairs"] > 20
@@ -89,7 +95,8 @@ def test_capture_then_replay_against_a_new_build(tmp_path, start_echo, start_pro
     proxy.wait_http("/risk")
     for i in range(20):
         httpx.get(proxy.url + "/risk", headers={"account": f"c{i}@x.com", "authorization": "Bearer secret-token-123"})
-    time.sleep(0.5)
+    eventually(lambda: capture.exists() and len(capture.read_text().splitlines()) >= 20,
+               what="the capture file to hold the 20 requests")
     lines = capture.read_text().splitlines()
     assert len(lines) >= 20
     assert "secret-token-123" not in capture.read_text()

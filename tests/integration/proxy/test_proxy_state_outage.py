@@ -7,11 +7,10 @@ import shutil
 import socket
 import subprocess
 import tempfile
-import time
 
 import httpx
 import pytest
-from conftest import cli
+from conftest import cli, eventually
 
 pytestmark = [pytest.mark.integration,
               pytest.mark.skipif(shutil.which("redis-server") is None, reason="needs the redis-server binary")]
@@ -33,17 +32,22 @@ def start_redis(path: str, tmp_path) -> subprocess.Popen:
     p = subprocess.Popen(["redis-server", "--port", "0", "--unixsocket", path, "--save", "",
                           "--appendonly", "no", "--dir", str(tmp_path)], stdout=subprocess.DEVNULL,
                          stderr=subprocess.DEVNULL)
-    deadline = time.time() + 10
-    while time.time() < deadline:
+
+    def accepting() -> bool:
         try:
             with socket.socket(socket.AF_UNIX) as s:
                 s.settimeout(0.2)
                 s.connect(path)
-                return p
+                return True
         except OSError:
-            time.sleep(0.05)
-    p.kill()
-    raise RuntimeError("redis-server did not start")
+            return False
+
+    try:
+        eventually(accepting, timeout=10, what="redis-server to accept on its socket")
+    except AssertionError:
+        p.kill()
+        raise
+    return p
 
 
 def test_proxy_serves_through_a_state_store_outage_and_recovers(tmp_path, start_echo, start_proxy):
@@ -62,13 +66,14 @@ def test_proxy_serves_through_a_state_store_outage_and_recovers(tmp_path, start_
                                   capture_output=True, text=True, timeout=30)
 
         assert shift("100").returncode == 0
-        time.sleep(1.2)
         side = lambda: httpx.get(proxy.url + "/r", headers={"account": "a@x.com"}, timeout=5)  # noqa: E731
-        assert side().headers["x-migrate-side"] == "new"
+        eventually(lambda: side().headers["x-migrate-side"] == "new", what="the proxy to pick up the 100 % shift")
 
         redis.kill()
         redis.wait(5)
-        time.sleep(1.5)
+        # the worker has polled the dead store (and logged it) before we check it keeps serving
+        eventually(lambda: any("state store unavailable" in line for line in proxy.stderr_lines),
+                   what="the proxy to notice the state store outage")
         # Still serving, from the last known state (100 % new), with no failed request.
         results = [side() for _ in range(20)]
         assert all(r.status_code == 200 and r.headers["x-migrate-side"] == "new" for r in results)
@@ -78,15 +83,11 @@ def test_proxy_serves_through_a_state_store_outage_and_recovers(tmp_path, start_
         assert bad.returncode == 1 and "unavailable" in bad.stderr and "Traceback" not in bad.stderr
 
         redis = start_redis(sock_path, tmp_path)  # same socket, empty: the store starts over
-        deadline = time.time() + 10
-        while httpx.get(admin + "/ready", timeout=5).status_code != 200:
-            assert time.time() < deadline, "the proxy did not notice the store came back"
-            time.sleep(0.3)
+        eventually(lambda: httpx.get(admin + "/ready", timeout=5).status_code == 200, timeout=10, interval=0.3,
+                   what="the proxy to notice the store came back")
         assert shift("0").returncode == 0  # changes work again and reach the proxy
-        deadline = time.time() + 5
-        while side().headers["x-migrate-side"] != "legacy":
-            assert time.time() < deadline
-            time.sleep(0.2)
+        eventually(lambda: side().headers["x-migrate-side"] == "legacy", timeout=5, interval=0.2,
+                   what="the proxy to route back to legacy after the shift to 0 %")
         assert any("state store unavailable" in line for line in proxy.stderr_lines)
     finally:
         redis.kill()

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import Proc, cli
+from conftest import Proc, cli, eventually
 
 pytestmark = pytest.mark.integration
 HERE = Path(__file__).resolve().parent
@@ -65,12 +65,15 @@ def test_dual_write_on_with_no_dual_write_section_delivers(tmp_path, procs):
               env=env)
     assert on.returncode == 0, on.stderr
     assert f"the proxy at {admin} dual writes (replays in-proxy)" in on.stdout
-    time.sleep(1.0)  # the proxy polls the state store every 0.5 s
+    # why not a poll: the proxy polls the state store every 0.5 s and shows no applied-state version;
+    # a probe write would itself be dual written and break the exactly-one check below
+    time.sleep(1.0)
     r = httpx.put(proxy.url + "/w", headers={"account": "a@x.com"}, content=b'{"n": 1}')
     assert r.status_code == 200 and r.headers["x-migrate-side"] == "legacy"
-    deadline = time.time() + 15
-    while time.time() < deadline and not _lines(tmp_path / "new.jsonl"):
-        time.sleep(0.1)
+    try:
+        eventually(lambda: _lines(tmp_path / "new.jsonl"), timeout=15, interval=0.1, what="the replay to the new side")
+    except AssertionError:
+        pass  # the assertion below says it: the acknowledged write never reached the new side
     replayed = _lines(tmp_path / "new.jsonl")
     assert [e["body"] for e in replayed] == ['{"n": 1}'], "the acknowledged write never reached the new side"
     assert (tmp_path / "state" / "outbox.db").exists()  # the embedded outbox, in the state directory

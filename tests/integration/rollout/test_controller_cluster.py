@@ -128,7 +128,7 @@ def test_two_controllers_one_acts_the_standby_takes_over_after_sigkill_and_no_st
                 "write_record('verify', 'svc', {'ok': True, 'at': time.time()}, sys.argv[1])")
         subprocess.run([sys.executable, "-c", code, env["state"]], check=True, env={**env["env"], "PATH": ""})
         wait_for(lambda: percent(env) == 25.0, 20, "the leader to promote to 25 %")
-        time.sleep(1.5)  # the 50 % step waits for an approval
+        time.sleep(1.5)  # why: the 50 % step waits for an approval; not promoting is an absence, ticks must pass
         assert percent(env) == 25.0
 
         a.stop(signal.SIGKILL, timeout=5)
@@ -234,7 +234,7 @@ def test_backfill_and_verify_recorded_by_cli_commands_reach_the_controller_proce
         procs.append(a)
         held = wait_for(lambda: [h for h in history(env) if h.action.startswith("hold")], 15, "a hold")
         assert "not prepared" in held[0].reason and "backfill" in held[0].reason, held[0].reason
-        time.sleep(1.0)
+        time.sleep(1.0)  # why: "still held" is an absence: more ticks pass and the step must not be taken
         assert percent(env) == 1.0
         for cmd in (["data", "backfill", "svc"], ["data", "verify", "svc"]):
             r = subprocess.run(cli(*cmd, "--endpoint-url", endpoint, "--routes", str(env["tmp"] / "routes.yaml"),

@@ -72,7 +72,7 @@ class Load:
                     pass
                 i += 2
                 if self.pause_s:
-                    time.sleep(self.pause_s)
+                    time.sleep(self.pause_s)  # why: paces the load (a request rate, not a wait)
 
     def __enter__(self) -> Load:
         for t in self.threads:
@@ -167,7 +167,7 @@ def test_healthy_side_is_promoted_through_every_step_and_the_approval_step_waits
             # 100 % needs a human: the controller holds, and says so in the history
             wait_for(lambda: any("waiting for approval" in h.reason for h in history(tmp_path, "first")), 15,
                      "a recorded approval hold")
-            time.sleep(1.5)
+            time.sleep(1.5)  # why: "it waits" is an absence: a few controller ticks pass and it must not promote
             assert percent(tmp_path, "first") == 50
             out = run(tmp_path, "plan").stdout
             assert "first" in out and "approval" in out
@@ -233,8 +233,9 @@ def test_a_new_mismatch_signature_holds_the_rollout(tmp_path, live):
     run(tmp_path, "shadow", "first", "100")
     run(tmp_path, "shift", "first", "25")
     extra.write_text("a field legacy never returned")
-    with Load(proxy.url):
-        time.sleep(1.0)
+    with Load(proxy.url) as load:
+        # the mismatching copies reach the new side before the controller's first tick
+        wait_for(lambda: load.statuses.get(("new", 200), 0) >= 20, what="load on the new side")
         ctl = start_rollout(tmp_path, "first", max_ticks=7)
         log = finish(ctl)
     assert percent(tmp_path, "first") == 25, log
@@ -247,8 +248,8 @@ def test_too_few_samples_hold_instead_of_promoting(tmp_path, live):
     proxy, routes, _, _ = live()
     run(tmp_path, "shadow", "first", "100")
     run(tmp_path, "shift", "first", "25")
-    with Load(proxy.url, accounts=1000, pause_s=0.25):  # ~8 requests/s, ~2/s on the new side: < 20 in 4 s
-        time.sleep(0.5)
+    with Load(proxy.url, accounts=1000, pause_s=0.25) as load:  # ~8 requests/s, ~2/s on the new side: < 20 in 4 s
+        wait_for(lambda: load.statuses, what="the load's first answers")
         log = finish(start_rollout(tmp_path, "first", max_ticks=5))
     assert percent(tmp_path, "first") == 25, log
     holds = [h for h in history(tmp_path, "first") if h.action.startswith("hold")]

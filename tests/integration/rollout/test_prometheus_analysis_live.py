@@ -70,7 +70,7 @@ class Prometheus:
                     return True
             except httpx.HTTPError:
                 pass
-            time.sleep(0.2)
+            time.sleep(0.2)  # why: a readiness poll that also watches the process exit
         return False
 
     def value(self, query: str) -> float | None:

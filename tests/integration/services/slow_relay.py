@@ -66,7 +66,7 @@ class SlowRelay:
                 if asked.is_set() and self.delay_s > 0:
                     asked.clear()
                     self.holding.set()
-                    time.sleep(self.delay_s)
+                    time.sleep(self.delay_s)  # why: the relay's injected delay itself
                 client.sendall(data)
         except OSError:
             pass

@@ -63,7 +63,7 @@ async def test_settings_membership_and_flag_hot_reload(estate, services):
             for _ in range(100):  # hot reload: the other process's cache sees the change
                 if await flags.enabled(owner, "beta"):
                     break
-                await asyncio.sleep(0.05)
+                await asyncio.sleep(0.05)  # why: an async poll's interval (conftest.eventually is sync)
             assert await flags.enabled(owner, "beta")
             # assume-role: the configuration service asks the account service over HTTP
             async with httpx.AsyncClient(base_url=account.url, timeout=10) as acc:
@@ -81,7 +81,7 @@ async def test_settings_membership_and_flag_hot_reload(estate, services):
             for _ in range(100):
                 if not await flags.enabled(owner, "beta"):
                     break
-                await asyncio.sleep(0.05)
+                await asyncio.sleep(0.05)  # why: an async poll's interval (conftest.eventually is sync)
             assert await flags.get(owner, "beta") is None
             schema = await http.get("/schema", headers=bearer(key, owner))
             assert schema.status_code == 200 and "setting" in schema.json()

@@ -76,7 +76,7 @@ def test_sigterm_answers_the_request_in_flight_then_exits_0(estate, relay):
             # From now on nothing new gets in, while the old request is still being served.
             deadline = sigterm_at + 1.0
             while not _refused(proc.port) and time.monotonic() < deadline:
-                time.sleep(0.05)
+                time.sleep(0.05)  # why: a poll bounded by the 1 s the refusal is allowed to take
             refused_at = time.monotonic()
             assert _refused(proc.port), "still accepting connections a second after SIGTERM"
             assert not in_flight.done(), "the request finished before the test could check new connections"
@@ -130,7 +130,7 @@ def test_sigterm_finishes_the_jobs_already_queued(estate, relay, procs):
         name = next(f"h{i}.drain.com" for i in range(100) if open_ports(f"h{i}.drain.com"))
         key = f"#asset#drain.com#{name}"
         with httpx.Client(headers=bearer(estate["key"], user), timeout=30) as http:
-            assert _eventually(lambda: http.get(caps.url + "/ready").status_code == 200)
+            eventually(lambda: http.get(caps.url + "/ready").status_code == 200, timeout=20, what="capabilities /ready")
             assert http.put(url["asset-discovery"] + "/asset", json={"group": "drain.com", "identifier": name}
                             ).status_code == 200
             relay.delay_s = 0.3
@@ -165,13 +165,6 @@ def test_sigterm_finishes_the_jobs_already_queued(estate, relay, procs):
         clean_redis(prefix)
 
 
-def _eventually(check, timeout: float = 20.0):
-    deadline = time.monotonic() + timeout
-    while not (result := check()) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    return result
-
-
 def test_workers_option_runs_that_many_processes_on_one_port_and_all_stop_on_sigterm(estate):
     prefix = f"it{uuid.uuid4().hex[:8]}-"
     proc = Proc(cli("service", "run", "configuration", "--port", "0", "--workers", "2",
@@ -183,7 +176,7 @@ def test_workers_option_runs_that_many_processes_on_one_port_and_all_stop_on_sig
         while len(workers) < 2 and time.monotonic() < deadline:
             workers = {int(p) for p in Path(f"/proc/{proc.popen.pid}/task/{proc.popen.pid}/children")
                        .read_text().split()}
-            time.sleep(0.2)
+            time.sleep(0.2)  # why: a poll's interval; the assertion below reports the count found
         # The supervisor's children: the two workers (spawn may add a resource tracker).
         assert len(workers) >= 2
         with httpx.Client(base_url=proc.url, timeout=10) as http:

@@ -76,7 +76,7 @@ def make_app(side: str, seen_headers: list) -> web.Application:
 
     async def slow(request: web.Request) -> web.Response:
         if side == "new":
-            await asyncio.sleep(0.3)
+            await asyncio.sleep(0.3)  # why: the fake slow new side itself
         return web.json_response({})
 
     async def secret(request: web.Request) -> web.Response:

@@ -169,7 +169,7 @@ async def test_status_and_drain(outbox):
     assert await outbox.drain(0.05) == 1
 
     async def deliver_later():
-        await asyncio.sleep(0.1)
+        await asyncio.sleep(0.1)  # why: the delivery must come after drain() has started waiting
         await outbox.claim("w", 10, lease_s=30)
         await outbox.ack(r.id, "w")
 

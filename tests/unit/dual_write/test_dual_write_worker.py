@@ -37,7 +37,7 @@ class Receiver:
         self._active[acct] = self._active.get(acct, 0) + 1
         self.max_concurrent_per_account[acct] = max(self.max_concurrent_per_account.get(acct, 0), self._active[acct])
         try:
-            await asyncio.sleep(0)
+            await asyncio.sleep(0)  # why: yields, so per-account overlap would show in max_concurrent
             if self.fail_first > 0:
                 self.fail_first -= 1
                 return HttpResponse(status=self.status_on_fail, body=b"nope")
@@ -123,7 +123,7 @@ async def test_after_max_attempts_the_record_is_a_dead_letter_and_retry_delivers
     for _ in range(200):
         if await outbox.dead_letters():
             break
-        await asyncio.sleep(0.01)
+        await asyncio.sleep(0.01)  # why: an async poll's interval (conftest.eventually is sync)
     dead = await outbox.dead_letters()
     assert [d.id for d in dead] == [r.id] and dead[0].attempts == 3 and "HTTP 503" in dead[0].last_error
     assert recv.applied == []

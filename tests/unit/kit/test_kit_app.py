@@ -159,7 +159,7 @@ def test_ready_reports_which_dependency_failed():
         return None
 
     async def slow():
-        await asyncio.sleep(5)
+        await asyncio.sleep(5)  # why: a check that hangs past its timeout
 
     def table_missing():
         raise RuntimeError("table demo-assets not found")

@@ -48,7 +48,7 @@ async def test_read_through_l1_single_flight_and_invalidation():
 
     async def loader():
         calls.append(1)
-        await asyncio.sleep(0.01)
+        await asyncio.sleep(0.01)  # why: a slow loader, so concurrent gets overlap
         return {"v": len(calls)}
 
     results = await asyncio.gather(*(cache.get_or_load("k", loader) for _ in range(10)))
@@ -86,7 +86,7 @@ async def test_load_racing_an_invalidation_is_not_kept():
         return "stale"
 
     task = asyncio.create_task(cache.get_or_load("k", slow_stale_loader))
-    await asyncio.sleep(0)
+    await asyncio.sleep(0)  # why: one loop step, so the load has started (it then waits on the gate)
     await cache.invalidate("k")  # a write happened while the old value was being loaded
     gate.set()
     assert await task == "stale"  # the caller gets its answer…

@@ -147,7 +147,7 @@ async def test_gauges_are_closed_when_the_request_task_dies_midway(proxy):
     class Hang(Side):
         async def send(self, request, timeout):
             started.set()
-            await asyncio.sleep(30)
+            await asyncio.sleep(30)  # why: a side that hangs until cancelled
 
     app.transports.legacy = Hang("legacy")
     task = asyncio.create_task(client.get("/thing"))
@@ -156,7 +156,7 @@ async def test_gauges_are_closed_when_the_request_task_dies_midway(proxy):
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
-    await asyncio.sleep(0)
+    await asyncio.sleep(0)  # why: one loop step for the cancelled request's cleanup callbacks
     assert gauge("obsvc", "client") == base
 
 

@@ -302,13 +302,13 @@ async def test_health_loop_runs_in_the_background_and_stops():
                      health=HealthCheck(interval_s=0.01, unhealthy_after=2))
     p.start_health()
     for _ in range(100):
-        await asyncio.sleep(0.01)
+        await asyncio.sleep(0.01)  # why: an async poll's interval (conftest.eventually is sync)
         if not p.instances[0].healthy:
             break
     assert not p.instances[0].healthy and p.instances[1].healthy
     await p.aclose()
     n = len(sick.seen)
-    await asyncio.sleep(0.05)
+    await asyncio.sleep(0.05)  # why: an absence: five health intervals pass with no probe
     assert len(sick.seen) == n  # stopped with the pool
 
 

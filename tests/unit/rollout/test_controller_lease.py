@@ -69,7 +69,7 @@ def test_one_holder_takeover_after_expiry_and_fencing_of_the_deposed(prefix):
     # a stops renewing (paused); its key expires in Redis and b takes over with a new term
     import time
 
-    time.sleep(0.4)
+    time.sleep(0.4)  # why: waits out the lease TTL on purpose (a stops renewing; expiry is the subject)
     assert b.step().token == 2 and b.may_act()
     # a still *believes* it leads (its clock did not move): the fence in the transaction refuses it
     assert a.may_act()

@@ -233,7 +233,7 @@ async def test_flag_cache_applies_changes_and_loader_does_not_override_newer_eve
 
     async def loader(account: str) -> dict:
         loads.append(account)
-        await asyncio.sleep(0)
+        await asyncio.sleep(0)  # why: yields, so concurrent callers overlap in the load
         return {"beta": "false", "old": 1}
 
     flags = FlagCache(loader)

@@ -82,7 +82,7 @@ async def test_queue_overflow_drops_and_counts(store):
 
 async def test_shadow_timeout_and_broken_transport_are_recorded_as_errors(store):
     async def slow(r):
-        await asyncio.sleep(5)
+        await asyncio.sleep(5)  # why: a copy that outlasts the shadow timeout
 
     def broken(r):
         raise RuntimeError("boom")

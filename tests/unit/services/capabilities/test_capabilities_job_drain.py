@@ -12,7 +12,7 @@ class _Runner:
         self.seconds, self.finished = seconds, []
 
     async def run(self, account: str, key: str) -> None:
-        await asyncio.sleep(self.seconds)
+        await asyncio.sleep(self.seconds)  # why: the fake job's own run time
         self.finished.append(key)
 
 
