@@ -118,7 +118,7 @@ def register(app: typer.Typer) -> None:
            port: int = typer.Option(8000, help="proxy port (0 = any free port)"),
            admin_port: int = typer.Option(8001, help="admin API port (0 = any free port)"),
            moto_port: int = typer.Option(0, help="moto server port (0 = any free port)"),
-           dynamodb: str = typer.Option("moto", "--dynamodb",
+           dynamodb: str = typer.Option("moto", "--dynamodb", envvar="CHARIOT_MIGRATE_DYNAMODB",
                                         help="local DynamoDB engine: moto (with every other AWS API) or dynalite "
                                              "(DynamoDB alone, on a free port; `make .dynalite` installs it)"),
            workers: int = typer.Option(1, help="proxy workers"),
