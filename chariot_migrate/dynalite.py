@@ -35,6 +35,12 @@ process.on("SIGTERM", () => process.exit(0));
 """
 
 
+def gaps() -> str:
+    """What moto serves and dynalite 4.0.0 does not (checked against it; README "Local DynamoDB engine")."""
+    return ("no TransactWriteItems (reporting's read model and `data backfill --write-mode transact` fail), "
+            "no UpdateTimeToLive, StreamSpecification accepted but no stream; table names need 3+ characters")
+
+
 def install_dir() -> Path:
     return Path(os.environ.get("CHARIOT_DYNALITE_DIR") or ROOT / ".dynalite")
 

@@ -141,6 +141,7 @@ def register(app: typer.Typer) -> None:
         if dynamodb not in ("moto", "dynalite"):
             raise typer.BadParameter(f"{dynamodb!r}: choose moto or dynalite", param_hint="--dynamodb")
         if dynamodb == "dynalite":
+            from ..dynalite import gaps as dynalite_gaps
             from ..dynalite import missing_reason, module_path
 
             if module_path() is None:  # before anything is bound or started
@@ -202,6 +203,7 @@ def register(app: typer.Typer) -> None:
                 # and every child (services, Lambda workers) inherits it; the rest stays on moto.
                 os.environ[DYNAMODB_ENV] = dynamodb_url
                 console.print(esc(f"dynalite         {dynamodb_url}   (DynamoDB only)"))
+                err_console.print(esc(f"dynalite: {dynalite_gaps()}"), highlight=False, soft_wrap=True)
             stack = MotoStack(port=moto_port, region=cfg.legacy.region)
             console.print(esc(f"moto server      {stack.endpoint_url}"))
             if cfg.legacy.provision:
