@@ -237,7 +237,8 @@ def _tables(cfg, migration, state: str | None = None, endpoint_url: str | None =
     from ..aws_resources import dynamodb_endpoint
 
     endpoint, creds = aws_target(cfg, state, endpoint_url)
-    endpoint = dynamodb_endpoint(endpoint)  # `up --dynamodb dynalite` records it in the stack's env
+    if not endpoint_url:  # --endpoint-url wins; else a DynamoDB-only endpoint (`up --dynamodb dynalite`)
+        endpoint = dynamodb_endpoint(endpoint)
     ddb = boto3.resource("dynamodb", region_name=cfg.legacy.region, **creds,
                          **({"endpoint_url": endpoint} if endpoint else {}))
     legacy = ddb.Table(cfg.legacy.table or os.environ.get("CHARIOT_TABLE", "chariot"))

@@ -204,6 +204,8 @@ def register(app: typer.Typer) -> None:
                 os.environ[DYNAMODB_ENV] = dynamodb_url
                 console.print(esc(f"dynalite         {dynamodb_url}   (DynamoDB only)"))
                 err_console.print(esc(f"dynalite: {dynalite_gaps()}"), highlight=False, soft_wrap=True)
+            else:  # --dynamodb moto means moto, whatever the caller's environment says
+                os.environ.pop(DYNAMODB_ENV, None)
             stack = MotoStack(port=moto_port, region=cfg.legacy.region)
             console.print(esc(f"moto server      {stack.endpoint_url}"))
             if cfg.legacy.provision:
@@ -301,7 +303,8 @@ def register(app: typer.Typer) -> None:
 
 def _start_dynalite(sock: socket.socket, out: Path, engines: list[Child]) -> str:
     """dynalite on ``sock`` (bound by `up` like every other listener), supervised like the other
-    children: restarted on exit with the same socket. Its data lives in memory, like moto's."""
+    children: restarted on exit with the same socket. Its data lives in memory like moto's, so a
+    restarted dynalite starts empty (the stack's tables are gone until `up` runs again)."""
     from .. import dynalite
     from ..lifecycle import adopt_children
 
