@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: test demo bench bench-quick lint clean
+.PHONY: test demo bench bench-quick lint clean .dynalite
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -20,6 +20,7 @@ MYPY_PACKAGES := chariot_migrate
 test: $(STAMP)
 	$(BIN)/mypy $(MYPY_PACKAGES)
 	-@.ci/install-prometheus || echo "prometheus not installed: its tests will skip with the reason"
+	-@.ci/install-dynalite
 	$(BIN)/python -m pytest -q -p no:cacheprovider --durations=40
 
 demo: $(STAMP)
@@ -45,3 +46,8 @@ lint: $(STAMP)
 
 clean:
 	rm -rf $(VENV) .chariot-migrate
+
+# dynalite (npm) for `up --dynamodb dynalite`, the data bench's --dynamodb dynalite and the tests
+# that need it (they skip with the reason without it); best effort, see .ci/install-dynalite.
+.dynalite:
+	.ci/install-dynalite

@@ -1,14 +1,20 @@
-"""The ``data`` bench group: backfill and verify items/s and peak RSS at several sizes, on a moto
-server of its own (a separate process, so the RSS measured is the data command's alone).
+"""The ``data`` bench group: backfill and verify items/s and peak RSS at several sizes, on a local
+DynamoDB server of its own (a separate process, so the RSS measured is the data command's alone),
+once per engine: moto server and dynalite (same boto3 code; see chariot_migrate/dynalite.py).
 
     python -m bench.data_bench --sizes 10000 100000      # what `make bench` runs (minutes on moto)
     python -m bench.data_bench --sizes 2000              # quick
-    python -m bench.data_bench --sizes 10000 --write-mode transact --segments 4
+    python -m bench.data_bench --sizes 10000 --dynamodb dynalite
+    python -m bench.data_bench --sizes 10000 --write-mode transact --segments 4 --dynamodb moto
 
-Per size: seed N legacy rows (one account, legacy shape) plus N/10 rows of another service, then
-run ``backfill`` and ``verify`` each in a fresh Python process that prints its items/s and
-``ru_maxrss``. The verdict compares RSS at the largest size with RSS at the smallest (flat memory:
-within 20 %).
+Per engine and size: seed N legacy rows (one account, legacy shape) plus N/10 rows of another
+service with ``batch_writer`` (timed: the insert rate), then run ``backfill``, ``verify`` and
+``legacy`` (the legacy search function's store path, in-process: one ``GET /my`` page of 1,000 and
+a ``/my/count``-style full partition read) each in a fresh Python process that prints its items/s
+and ``ru_maxrss``; the server's RSS is read after each. The verdict compares RSS at the largest
+size with RSS at the smallest (flat memory: within 20 %); with both engines, ``ratio`` gives
+dynalite ÷ moto per size (items/s: above 1 = dynalite faster; page_ms: below 1 = dynalite faster).
+dynalite is skipped, with the reason, when it is not installed (``make .dynalite``).
 """
 
 from __future__ import annotations
@@ -59,6 +65,34 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+class Engine:
+    """A DynamoDB server process: its endpoint, its RSS now, stop()."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        if name == "dynalite":
+            from chariot_migrate.dynalite import Dynalite
+
+            self._dynalite: Any = Dynalite()
+            self.proc: Any = self._dynalite.proc
+            self.endpoint = self._dynalite.endpoint_url
+        else:
+            self._dynalite = None
+            self.proc, self.endpoint = start_moto()
+
+    def rss_mb(self) -> float:
+        from chariot_migrate.dynalite import rss_mb
+
+        return rss_mb(self.proc.pid)
+
+    def stop(self) -> None:
+        if self._dynalite is not None:
+            self._dynalite.stop()
+        else:
+            self.proc.kill()
+            self.proc.wait()
+
+
 def start_moto() -> tuple[subprocess.Popen[bytes], str]:
     port = _free_port()
     proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
@@ -93,8 +127,30 @@ def seed(endpoint: str, n: int) -> None:
             bw.put_item(Item={"username": "bench@example.com", "key": f"#risk#d.com#r{i:07d}", "status": "TH"})
 
 
+def legacy_reads() -> dict[str, Any]:
+    """The legacy search function's store path (``GET /my`` one page, ``/my/count``'s full read),
+    in-process; legacy.aws finds the server through AWS_ENDPOINT_URL_DYNAMODB like the Lambdas do."""
+    from chariot_migrate.legacy import search, store
+    from chariot_migrate.model.search import search_my
+
+    started = time.monotonic()
+    page = search_my(store, {"key": "#asset#"}.get, "bench@example.com", page_size=1000, indexed=search.INDEXED)
+    page_s = time.monotonic() - started
+    started = time.monotonic()
+    count = len(store.query_all("bench@example.com", "#asset#"))
+    count_s = time.monotonic() - started
+    page_items = sum(len(v) for k, v in page.items() if k != "offset")
+    return {"page_ms": round(page_s * 1000, 1), "page_items": page_items, "count": count,
+            "count_s": round(count_s, 2), "count_items_per_s": round(count / count_s, 1)}
+
+
 def worker(command: str, endpoint: str, segments: int, write_mode: str, page_size: int) -> dict[str, Any]:
     from chariot_migrate.dual_write import data
+
+    if command == "legacy":
+        out = legacy_reads()
+        out["rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+        return out
 
     ddb = _ddb(endpoint)
     legacy, new = ddb.Table(LEGACY), {NEW: ddb.Table(NEW)}
@@ -119,26 +175,35 @@ def _run_worker(command: str, endpoint: str, args: argparse.Namespace) -> dict[s
                           "--segments", str(args.segments), "--write-mode", args.write_mode,
                           "--page-size", str(args.page_size)],
                          cwd=ROOT, capture_output=True, text=True, check=True,
-                         env={**os.environ, "PYTHONPATH": str(ROOT)})
+                         env={**os.environ, "PYTHONPATH": str(ROOT), "AWS_ENDPOINT_URL_DYNAMODB": endpoint,
+                              "CHARIOT_TABLE": LEGACY, "AWS_ACCESS_KEY_ID": "bench",
+                              "AWS_SECRET_ACCESS_KEY": "bench", "AWS_DEFAULT_REGION": REGION})
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def run_group(sizes: list[int], args: argparse.Namespace, log: Any = print) -> dict[str, Any]:
+def run_engine(engine_name: str, sizes: list[int], args: argparse.Namespace, log: Any) -> list[dict[str, Any]]:
     rows = []
     for n in sizes:
-        proc, endpoint = start_moto()
+        engine = Engine(engine_name)
         try:
             t = time.monotonic()
-            seed(endpoint, n)
-            log(f"data: seeded {n} rows (+{n // 10} of another service) in {time.monotonic() - t:.0f}s")
-            row: dict[str, Any] = {"size": n}
-            for command in ("backfill", "verify"):
-                row[command] = _run_worker(command, endpoint, args)
-                log(f"data {n}: {command} {row[command]}")
+            seed(engine.endpoint, n)
+            seconds = time.monotonic() - t
+            row: dict[str, Any] = {"size": n, "insert": {"items": n + n // 10, "elapsed_s": round(seconds, 2),
+                                                         "items_per_s": round((n + n // 10) / seconds, 1),
+                                                         "server_rss_mb": engine.rss_mb()}}
+            log(f"data {engine_name}: seeded {n} rows (+{n // 10} of another service) in {seconds:.0f}s")
+            for command in ("backfill", "verify", *(("legacy",) if n <= args.legacy_max else ())):
+                row[command] = _run_worker(command, engine.endpoint, args)
+                row[command]["server_rss_mb"] = engine.rss_mb()
+                log(f"data {engine_name} {n}: {command} {row[command]}")
             rows.append(row)
         finally:
-            proc.kill()
-            proc.wait()
+            engine.stop()
+    return rows
+
+
+def verdict_of(rows: list[dict[str, Any]]) -> dict[str, Any]:
     verdict: dict[str, Any] = {}
     if len(rows) > 1:
         small, large = rows[0], rows[-1]
@@ -148,8 +213,47 @@ def run_group(sizes: list[int], args: argparse.Namespace, log: Any = print) -> d
             verdict[f"{command}_rss_flat"] = growth <= 0.20
     verdict["backfill_1000_per_s"] = rows[-1]["backfill"]["items_per_s"] >= 1000
     verdict["verify_2000_per_s"] = rows[-1]["verify"]["items_per_s"] >= 2000
-    return {"sizes": rows, "segments": args.segments, "write_mode": args.write_mode, "page_size": args.page_size,
-            "verdict": verdict}
+    verdict["ok"] = all(r["backfill"]["ok"] and r["verify"]["ok"] for r in rows)
+    return verdict
+
+
+def ratios(moto: list[dict[str, Any]], dynalite: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """dynalite ÷ moto per size, measured in the same run (never against a number from elsewhere)."""
+    out = []
+    for m, d in zip(moto, dynalite, strict=True):
+        out.append({"size": m["size"],
+                    **{f"{c}_items_per_s": round(d[c]["items_per_s"] / m[c]["items_per_s"], 2)
+                       for c in ("insert", "backfill", "verify")},
+                    **({"legacy_count_items_per_s": round(d["legacy"]["count_items_per_s"]
+                                                          / m["legacy"]["count_items_per_s"], 2),
+                        "legacy_page_ms": round(d["legacy"]["page_ms"] / max(m["legacy"]["page_ms"], 0.1), 3)}
+                       if "legacy" in m and "legacy" in d else {}),
+                    "server_rss_mb": round(d["verify"]["server_rss_mb"] / max(m["verify"]["server_rss_mb"], 0.1), 2)})
+    return out
+
+
+def run_group(sizes: list[int], args: argparse.Namespace, log: Any = print) -> dict[str, Any]:
+    from chariot_migrate.dynalite import missing_reason, module_path
+
+    engines: dict[str, Any] = {}
+    skipped: dict[str, str] = {}
+    for name in args.dynamodb:
+        if name == "dynalite" and module_path() is None:
+            skipped[name] = missing_reason()
+            log(f"data: dynalite skipped: {skipped[name]}")
+            continue
+        rows = run_engine(name, sizes, args, log)
+        engines[name] = {"sizes": rows, "verdict": verdict_of(rows)}
+    if not engines:
+        raise RuntimeError("no DynamoDB engine could run: " + "; ".join(skipped.values()))
+    first = next(iter(engines.values()))
+    # "sizes"/"verdict" stay the first engine's (moto by default): what earlier reports held.
+    result: dict[str, Any] = {"sizes": first["sizes"], "verdict": first["verdict"], "engines": engines,
+                              "skipped": skipped, "segments": args.segments, "write_mode": args.write_mode,
+                              "page_size": args.page_size}
+    if "moto" in engines and "dynalite" in engines:
+        result["ratio_dynalite_over_moto"] = ratios(engines["moto"]["sizes"], engines["dynalite"]["sizes"])
+    return result
 
 
 def parser() -> argparse.ArgumentParser:
@@ -158,8 +262,13 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--segments", type=int, default=1)
     p.add_argument("--write-mode", choices=("threads", "transact"), default="threads")
     p.add_argument("--page-size", type=int, default=1000)
+    # moto sorts and serialises the whole partition per query page: /my/count at 100 k is tens of minutes.
+    p.add_argument("--legacy-max", type=int, default=10_000, metavar="N",
+                   help="legacy reads (GET /my page, /my/count) only at sizes up to N")
+    p.add_argument("--dynamodb", nargs="+", choices=("moto", "dynalite"), default=["moto", "dynalite"],
+                   help="DynamoDB engines to measure, in turn (dynalite skips when not installed)")
     p.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "data.json")
-    p.add_argument("--worker", choices=("backfill", "verify"), help=argparse.SUPPRESS)
+    p.add_argument("--worker", choices=("backfill", "verify", "legacy"), help=argparse.SUPPRESS)
     p.add_argument("--endpoint", help=argparse.SUPPRESS)
     return p
 
@@ -172,7 +281,9 @@ def main(argv: list[str] | None = None) -> int:
     result = run_group(args.sizes, args)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")
-    print(json.dumps(result["verdict"]))
+    print(json.dumps({"verdict": {k: v["verdict"] for k, v in result["engines"].items()},
+                      "ratio_dynalite_over_moto": result.get("ratio_dynalite_over_moto"),
+                      "skipped": result["skipped"]}))
     return 0
 
 

@@ -25,6 +25,7 @@ from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 import yaml
@@ -458,6 +459,21 @@ def _count_lines(kids: Children, name: str) -> int:
         return sum(1 for _ in f)
 
 
+def print_data(data: dict[str, Any]) -> None:
+    if data.get("error"):
+        console.print(f"  {DATA_GROUP}: {data['error']}")
+        return
+    for engine, res in (data.get("engines") or {}).items():
+        console.print(f"  {DATA_GROUP} {engine}: {res['verdict']}")
+        for row in res["sizes"]:
+            console.print(f"  {DATA_GROUP} {engine} {row['size']}: insert {row['insert']} backfill {row['backfill']} "
+                          f"verify {row['verify']} legacy {row['legacy']}")
+    for row in data.get("ratio_dynalite_over_moto") or []:
+        console.print(f"  {DATA_GROUP} dynalite/moto {row}")
+    for engine, reason in (data.get("skipped") or {}).items():
+        console.print(f"  skipped {DATA_GROUP} {engine}: {reason}")
+
+
 def print_report(report: BenchReport, out: Path) -> None:
     if report.scenarios:
         console.print(render_table(report))
@@ -469,9 +485,7 @@ def print_report(report: BenchReport, out: Path) -> None:
         for r in sla.routes:
             console.print(f"  {r.service}: {r.verdict}")
     if report.data is not None:
-        console.print(f"  {DATA_GROUP}: {report.data.get('error') or report.data.get('verdict')}")
-        for row in report.data.get("sizes", []) or []:  # type: ignore[union-attr]
-            console.print(f"  {DATA_GROUP} {row['size']}: backfill {row['backfill']} verify {row['verify']}")
+        print_data(report.data)
     for line in goal_lines(report):
         console.print("  " + line)
     for s in report.skipped:
@@ -531,6 +545,8 @@ def main(argv: list[str] | None = None) -> int:
                    help=f"{DATA_GROUP}: legacy rows per size (backfill and verify items/s, peak RSS)")
     p.add_argument("--data-segments", type=int, default=1, help=f"{DATA_GROUP}: parallel scan segments")
     p.add_argument("--data-write-mode", choices=("threads", "transact"), default="threads")
+    p.add_argument("--data-dynamodb", nargs="+", choices=("moto", "dynalite"), default=["moto", "dynalite"],
+                   help=f"{DATA_GROUP}: DynamoDB engines, in turn (ratio dynalite/moto when both ran)")
     p.add_argument("--keep", action="store_true", help="keep the temp dir with process logs")
     p.add_argument("--strict", action="store_true", help="exit 1 when a binding target is missed")
     args = p.parse_args(argv)
@@ -544,7 +560,7 @@ def main(argv: list[str] | None = None) -> int:
                      sla_profile_s=args.sla_profile,
                      data_args=data_bench.parser().parse_args(
                          ["--sizes", *map(str, args.data_sizes), "--segments", str(args.data_segments),
-                          "--write-mode", args.data_write_mode]))
+                          "--write-mode", args.data_write_mode, "--dynamodb", *args.data_dynamodb]))
     except (BenchError, StartError) as e:
         console.print(f"[red]bench failed:[/red] {e}")
         return 1

@@ -3,9 +3,13 @@ services' startup (both may import the core; running it twice changes nothing)."
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from botocore.exceptions import ClientError
+
+# boto3's service-specific endpoint variable: `up --dynamodb dynalite` sends DynamoDB alone there.
+DYNAMODB_ENV = "AWS_ENDPOINT_URL_DYNAMODB"
 
 
 def ensure_bucket(s3: Any, bucket: str, region: str) -> None:
@@ -18,3 +22,10 @@ def ensure_bucket(s3: Any, bucket: str, region: str) -> None:
     except ClientError as e:
         if e.response["Error"]["Code"] not in ("BucketAlreadyOwnedByYou", "BucketAlreadyExists"):
             raise
+
+
+def dynamodb_endpoint(default: str | None) -> str | None:
+    """The endpoint a DynamoDB client should use: ``AWS_ENDPOINT_URL_DYNAMODB`` when set (botocore
+    gives an explicit ``endpoint_url`` precedence over it, so code that passes the stack's single
+    AWS endpoint must ask here first), else ``default``."""
+    return os.environ.get(DYNAMODB_ENV) or default

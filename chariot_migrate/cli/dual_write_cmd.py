@@ -235,7 +235,11 @@ def aws_target(cfg, state: str | None, endpoint_url: str | None) -> tuple[str | 
 def _tables(cfg, migration, state: str | None = None, endpoint_url: str | None = None) -> tuple[Any, dict[str, Any]]:
     import boto3
 
+    from ..aws_resources import dynamodb_endpoint
+
     endpoint, creds = aws_target(cfg, state, endpoint_url)
+    if not endpoint_url:  # --endpoint-url wins; else a DynamoDB-only endpoint (`up --dynamodb dynalite`)
+        endpoint = dynamodb_endpoint(endpoint)
     ddb = boto3.resource("dynamodb", region_name=cfg.legacy.region, **creds,
                          **({"endpoint_url": endpoint} if endpoint else {}))
     legacy = ddb.Table(cfg.legacy.table or os.environ.get("CHARIOT_TABLE", "chariot"))

@@ -29,6 +29,7 @@ from urllib.parse import urlparse
 
 import typer
 
+from ..aws_resources import DYNAMODB_ENV
 from ..statedir import StackInfo, remove_stack, write_stack
 from .common import RoutesOpt, StateOpt, console, err_console, esc, friendly_errors, routes_path
 from .supervisor import Child, Supervisor, stop_all
@@ -117,6 +118,9 @@ def register(app: typer.Typer) -> None:
            port: int = typer.Option(8000, help="proxy port (0 = any free port)"),
            admin_port: int = typer.Option(8001, help="admin API port (0 = any free port)"),
            moto_port: int = typer.Option(0, help="moto server port (0 = any free port)"),
+           dynamodb: str = typer.Option("moto", "--dynamodb", envvar="CHARIOT_MIGRATE_DYNAMODB",
+                                        help="local DynamoDB engine: moto (with every other AWS API) or dynalite "
+                                             "(DynamoDB alone, on a free port; `make .dynalite` installs it)"),
            workers: int = typer.Option(1, help="proxy workers"),
            services: bool = typer.Option(True, help="also start the new services (at 0 %)"),
            redis_url: str = typer.Option("redis://127.0.0.1:6379/0", "--redis",
@@ -134,6 +138,14 @@ def register(app: typer.Typer) -> None:
         from ..lifecycle import adopt_children, bind, hold_port_for_child, port_of, reserve_port
         from ..routes.loader import load_table
 
+        if dynamodb not in ("moto", "dynalite"):
+            raise typer.BadParameter(f"{dynamodb!r}: choose moto or dynalite", param_hint="--dynamodb")
+        if dynamodb == "dynalite":
+            from ..dynalite import gaps as dynalite_gaps
+            from ..dynalite import missing_reason, module_path
+
+            if module_path() is None:  # before anything is bound or started
+                raise RuntimeError(f"--dynamodb dynalite: {missing_reason()}")
         path = Path(routes_path(routes)).resolve()
         cfg = load_table(path).config
         out = Path(state_dir)
@@ -151,6 +163,7 @@ def register(app: typer.Typer) -> None:
         held: list[socket.socket] = []
         try:
             proxy_sock = _hold(held, bind("127.0.0.1", port))
+            dynalite_sock = _hold(held, bind("127.0.0.1", 0)) if dynamodb == "dynalite" else None
             admin_sock = _hold(held, bind("127.0.0.1", admin_port))
             service_socks = {name: _hold(held, bind("127.0.0.1", 0 if free_ports else
                                                     urlparse(cfg.services[name].url or "").port or 80))
@@ -174,6 +187,7 @@ def register(app: typer.Typer) -> None:
                 sock.close()
             raise
         children: list[Child] = []
+        engines: list[Child] = []  # dynalite: supervised with the others, stopped after them
         stop = threading.Event()
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, lambda *_: stop.set())
@@ -183,6 +197,15 @@ def register(app: typer.Typer) -> None:
             os.environ.setdefault(k, v)
         stack = None
         try:
+            if dynalite_sock is not None:
+                dynamodb_url = _start_dynalite(dynalite_sock, out, engines)
+                # Before provisioning: the estate's tables go to dynalite (aws_resources.dynamodb_endpoint),
+                # and every child (services, Lambda workers) inherits it; the rest stays on moto.
+                os.environ[DYNAMODB_ENV] = dynamodb_url
+                console.print(esc(f"dynalite         {dynamodb_url}   (DynamoDB only)"))
+                err_console.print(esc(f"dynalite: {dynalite_gaps()}"), highlight=False, soft_wrap=True)
+            else:  # --dynamodb moto means moto, whatever the caller's environment says
+                os.environ.pop(DYNAMODB_ENV, None)
             stack = MotoStack(port=moto_port, region=cfg.legacy.region)
             console.print(esc(f"moto server      {stack.endpoint_url}"))
             if cfg.legacy.provision:
@@ -256,23 +279,43 @@ def register(app: typer.Typer) -> None:
                                        proxy_url=proxy_url, admin_url=f"http://127.0.0.1:{port_of(admin_sock)}",
                                        state_url=state or f"sqlite:///{(out / 'state.db').resolve()}", pid=os.getpid(),
                                        env={**{k: env[k] for k in cfg.legacy.stack_env if k in env},
+                                            **{k: env[k] for k in (DYNAMODB_ENV,) if k in env},
                                             "REDIS_NAMESPACE": namespace}))
             print(json.dumps({"event": "up.ready", "port": port_of(proxy_sock), "admin_port": port_of(admin_sock),
-                              "moto": stack.endpoint_url, "redis_namespace": namespace,
+                              "moto": stack.endpoint_url, "dynamodb": env.get(DYNAMODB_ENV, stack.endpoint_url),
+                              "redis_namespace": namespace,
                               "services": {f"service-{n}": port_of(s) for n, s in service_socks.items()},
                               "grpc": {n: port_of(s) for n, s in grpc_socks.items()},
                               "env_file": str(out / "demo.env")}), flush=True)
             if demo.get("recipe"):
                 console.print(esc(demo["recipe"]), highlight=False)
             console.print("Ctrl-C stops everything.")
-            Supervisor(children, lambda line: err_console.print(esc(line), highlight=False, soft_wrap=True)).run(stop)
+            Supervisor([*engines, *children], lambda line: err_console.print(esc(line), highlight=False, soft_wrap=True)).run(stop)
         finally:
             remove_stack(out)
             stop_all(children)
+            stop_all(engines)
             for sock in held:
                 sock.close()
             if stack is not None:
                 stack.stop()
+
+
+def _start_dynalite(sock: socket.socket, out: Path, engines: list[Child]) -> str:
+    """dynalite on ``sock`` (bound by `up` like every other listener), supervised like the other
+    children: restarted on exit with the same socket. Its data lives in memory like moto's, so a
+    restarted dynalite starts empty (the stack's tables are gone until `up` runs again)."""
+    from .. import dynalite
+    from ..lifecycle import adopt_children
+
+    fd = sock.fileno()
+    child = Child("dynalite", dynalite.command(fd, os.getpid()), adopt_children(dict(os.environ)), out / "logs",
+                  pass_fds=[fd])
+    engines.append(child)
+    child.start()
+    if not child.wait_ready(timeout=30):
+        raise RuntimeError(f"dynalite did not start; see {child.log_path}:\n{child.log_tail()}")
+    return f"http://127.0.0.1:{sock.getsockname()[1]}"
 
 
 def grpc_port(address: str | None) -> int:

@@ -39,6 +39,7 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
+from chariot_migrate.aws_resources import DYNAMODB_ENV
 from chariot_migrate.lambda_adapters.spec import FunctionSpec
 from chariot_migrate.observability import metrics as obs
 from chariot_migrate.observability import tracing
@@ -349,6 +350,8 @@ class LocalLambdaRuntime:
         env.setdefault("LANG", "en_US.UTF-8")
         if self.aws_endpoint_url:
             env["AWS_ENDPOINT_URL"] = self.aws_endpoint_url
+            if os.environ.get(DYNAMODB_ENV):  # `up --dynamodb dynalite`: DynamoDB alone elsewhere
+                env[DYNAMODB_ENV] = os.environ[DYNAMODB_ENV]
             env.update(DUMMY_CREDENTIALS)
             # Never let a developer's real profile leak into a function talking to moto.
             env["AWS_CONFIG_FILE"] = os.devnull

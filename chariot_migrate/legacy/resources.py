@@ -11,7 +11,7 @@ from typing import Any
 import boto3
 from botocore.exceptions import ClientError
 
-from chariot_migrate.aws_resources import ensure_bucket
+from chariot_migrate.aws_resources import dynamodb_endpoint, ensure_bucket
 from chariot_migrate.model import apikeys, tokens
 from chariot_migrate.model.clock import now_iso
 from chariot_migrate.model.table import GSI_FIELDS, gsi_name
@@ -23,7 +23,8 @@ def _clients(endpoint_url: str | None, region: str) -> tuple[Any, Any, Any]:
     kw: dict[str, Any] = {"region_name": region}
     if endpoint_url:
         kw["endpoint_url"] = endpoint_url
-    return boto3.client("dynamodb", **kw), boto3.client("s3", **kw), boto3.client("secretsmanager", **kw)
+    ddb_kw = {**kw, "endpoint_url": dynamodb_endpoint(endpoint_url)} if endpoint_url else kw
+    return boto3.client("dynamodb", **ddb_kw), boto3.client("s3", **kw), boto3.client("secretsmanager", **kw)
 
 
 def provision(endpoint_url: str | None = None, region: str = "us-east-1", *, table: str | None = None,
@@ -32,6 +33,20 @@ def provision(endpoint_url: str | None = None, region: str = "us-east-1", *, tab
     table = table or aws.table_name()
     bucket = bucket or aws.bucket_name()
     secret_id = secret_id or aws.secret_id()
+    create_table(ddb, table)
+    ensure_bucket(s3, bucket, region)
+    try:
+        sm.describe_secret(SecretId=secret_id)
+    except ClientError as e:
+        if e.response["Error"]["Code"] != "ResourceNotFoundException":
+            raise
+        key = tokens.generate_signing_key()
+        sm.create_secret(Name=secret_id, SecretString=json.dumps({"private_pem": key.private_pem, "kid": key.kid}))
+    return {"table": table, "bucket": bucket, "secret_id": secret_id}
+
+
+def create_table(ddb: Any, table: str) -> None:
+    """The legacy single table with its GSIs, unless it exists (also what tests create alone)."""
     attrs = [{"AttributeName": n, "AttributeType": "S"} for n in ("username", "key", *GSI_FIELDS)]
     gsis = [{"IndexName": gsi_name(f),
              "KeySchema": [{"AttributeName": "username", "KeyType": "HASH"}, {"AttributeName": f, "KeyType": "RANGE"}],
@@ -45,15 +60,6 @@ def provision(endpoint_url: str | None = None, region: str = "us-east-1", *, tab
     except ClientError as e:
         if e.response["Error"]["Code"] != "ResourceInUseException":
             raise
-    ensure_bucket(s3, bucket, region)
-    try:
-        sm.describe_secret(SecretId=secret_id)
-    except ClientError as e:
-        if e.response["Error"]["Code"] != "ResourceNotFoundException":
-            raise
-        key = tokens.generate_signing_key()
-        sm.create_secret(Name=secret_id, SecretString=json.dumps({"private_pem": key.private_pem, "kid": key.kid}))
-    return {"table": table, "bucket": bucket, "secret_id": secret_id}
 
 
 def public_key_pem(endpoint_url: str | None = None, region: str = "us-east-1", secret_id: str | None = None) -> str:
@@ -69,6 +75,7 @@ def create_api_key(username: str, *, name: str = "demo", endpoint_url: str | Non
     """Write an API key for ``username`` straight into the table; returns (id, secret)."""
     import uuid
 
+    endpoint_url = dynamodb_endpoint(endpoint_url) if endpoint_url else None
     kw: dict[str, Any] = {"region_name": region} | ({"endpoint_url": endpoint_url} if endpoint_url else {})
     tbl = boto3.resource("dynamodb", **kw).Table(table or aws.table_name())
     key_id = key_id or str(uuid.uuid4())

@@ -10,6 +10,7 @@ import boto3
 from anyio import to_thread
 from fastapi import FastAPI
 
+from chariot_migrate.aws_resources import DYNAMODB_ENV
 from chariot_migrate.services.kit.chariot import create_chariot_app
 from chariot_migrate.services.kit.partition_cache import invalidate_partitions
 from chariot_migrate.services.kit.plain_store import PlainStore
@@ -32,7 +33,8 @@ def legacy_keys_store(env: Mapping[str, str], region: str) -> PlainStore | None:
     table = env.get("CHARIOT_ACCOUNT_LEGACY_TABLE") or env.get("LEGACY_TABLE")
     if not table and not endpoint:
         return None
-    client = boto3.client("dynamodb", endpoint_url=endpoint or env.get("AWS_ENDPOINT_URL"), region_name=region)
+    client = boto3.client("dynamodb", endpoint_url=env.get(DYNAMODB_ENV) or endpoint or env.get("AWS_ENDPOINT_URL"),
+                          region_name=region)
     return PlainStore(client, {LEGACY: table or env.get("CHARIOT_TABLE", "chariot")})
 
 

@@ -37,6 +37,7 @@ from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from chariot_migrate.aws_resources import dynamodb_endpoint
 from chariot_migrate.model import tokens
 from chariot_migrate.model.errors import describe_errors
 from chariot_migrate.model.requests import describe
@@ -115,7 +116,8 @@ def create_chariot_app(
     ]
 
     def aws_client(kind: str) -> Any:
-        return boto3.client(kind, endpoint_url=settings.aws_endpoint_url, region_name=settings.aws_region)
+        endpoint = dynamodb_endpoint(settings.aws_endpoint_url) if kind == "dynamodb" else settings.aws_endpoint_url
+        return boto3.client(kind, endpoint_url=endpoint, region_name=settings.aws_region)
 
     async def startup(app: FastAPI) -> None:
         from anyio import to_thread

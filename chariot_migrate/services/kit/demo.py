@@ -14,6 +14,7 @@ import boto3
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request
 from pydantic import BaseModel, Field
 
+from chariot_migrate.aws_resources import dynamodb_endpoint
 from chariot_migrate.redis_conn import async_redis
 
 from .app import create_service_app
@@ -119,7 +120,7 @@ def create_demo_app(settings: DemoSettings | None = None) -> FastAPI:
 
     def ddb() -> Any:
         return boto3.client(
-            "dynamodb", endpoint_url=settings.aws_endpoint_url, region_name=settings.aws_region
+            "dynamodb", endpoint_url=dynamodb_endpoint(settings.aws_endpoint_url), region_name=settings.aws_region
         )
 
     def membership(account: str, principal: str) -> str | None:

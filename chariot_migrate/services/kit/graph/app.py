@@ -18,7 +18,7 @@ import boto3
 from anyio import to_thread
 from fastapi import APIRouter, FastAPI
 
-from chariot_migrate.aws_resources import ensure_bucket
+from chariot_migrate.aws_resources import dynamodb_endpoint, ensure_bucket
 
 from ..auth import MembershipLookup
 from ..cache import ReadThroughCache
@@ -117,7 +117,8 @@ def create_graph_app(service_name: str, settings: GraphSettings, *,
     ``peer_url``. ``on_startup`` hooks run once the service is in ``app.state``."""
 
     async def startup(app: FastAPI) -> None:
-        ddb = boto3.client("dynamodb", endpoint_url=settings.aws_endpoint_url, region_name=settings.aws_region)
+        ddb = boto3.client("dynamodb", endpoint_url=dynamodb_endpoint(settings.aws_endpoint_url),
+                           region_name=settings.aws_region)
         s3 = boto3.client("s3", endpoint_url=settings.aws_endpoint_url, region_name=settings.aws_region)
         await to_thread.run_sync(lambda: ensure_bucket(s3, settings.files_bucket, settings.aws_region))
         source = peer
