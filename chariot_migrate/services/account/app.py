@@ -10,7 +10,7 @@ import boto3
 from anyio import to_thread
 from fastapi import FastAPI
 
-from chariot_migrate.aws_resources import DYNAMODB_ENV
+from chariot_migrate.services.kit.aws import DYNAMODB_ENV
 from chariot_migrate.services.kit.chariot import create_chariot_app
 from chariot_migrate.services.kit.partition_cache import invalidate_partitions
 from chariot_migrate.services.kit.plain_store import PlainStore
