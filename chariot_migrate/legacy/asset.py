@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from chariot_migrate.model import assets
 from chariot_migrate.model.requests import AssetAdd, AssetUpdate, KeyBody
 
 from . import bulk, graph
@@ -35,12 +36,7 @@ def put(req: Request, caller: Caller) -> Any:
     for item in targets:
         if m.status:
             item = graph.set_asset_status(caller, item, m.status, m.comment, body)
-        if m.attack_surface is not None or m.secret is not None:
-            extra: dict[str, Any] = {}
-            if m.attack_surface is not None:
-                extra["attackSurface"] = [s for s in m.attack_surface if s]
-            if m.secret is not None:
-                extra["secret"] = m.secret
+        if (extra := assets.update_fields(m.attack_surface, m.secret)) is not None:
             item = graph.upsert_asset(caller, item["dns"], item["name"], status=None, body=body, extra=extra,
                                       kind=item.get("type", "asset"))
         out.append(item)

@@ -4,20 +4,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from chariot_migrate.model.files import file_name_problem, object_key
+from chariot_migrate.model.files import checked_name, object_key
 from chariot_migrate.model.keys import file_key
 
 from . import aws, store
-from .http import bad_request
 
 PRESIGN_SECONDS = 3600
 
 
 def check_name(name: str | None) -> str:
-    problem = file_name_problem(name)
-    if problem or name is None:
-        raise bad_request(problem or "a file name is required")
-    return name
+    return checked_name(name)
 
 
 def record(username: str, name: str, now: str, size: int | None = None) -> dict[str, Any]:

@@ -55,3 +55,16 @@ def new_asset(username: str, principal: str, key: str, dns: str, name: str, now:
     }
     item.update(extra or {})
     return item
+
+
+def update_fields(attack_surface: list[str] | None, secret: str | None) -> dict[str, Any] | None:
+    """What an asset update (``PUT /asset`` with a key) writes besides its status: the attack
+    surfaces (blank ones dropped) and the secret, each only when given; None when neither is."""
+    if attack_surface is None and secret is None:
+        return None
+    fields: dict[str, Any] = {}
+    if attack_surface is not None:
+        fields["attackSurface"] = [s for s in attack_surface if s]
+    if secret is not None:
+        fields["secret"] = secret
+    return fields

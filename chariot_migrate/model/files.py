@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from .errors import bad_request
+
 MAX_NAME = 1024
 
 
@@ -20,3 +22,11 @@ def file_name_problem(name: str | None) -> str | None:
 def object_key(username: str, name: str) -> str:
     """Where a file's bytes live in the bucket."""
     return f"{username}/{name}"
+
+
+def checked_name(name: str | None) -> str:
+    """``name`` when it can be a file path, else the 400 naming why (:func:`file_name_problem`)."""
+    problem = file_name_problem(name)
+    if problem or name is None:
+        raise bad_request(problem or "a file name is required")
+    return name

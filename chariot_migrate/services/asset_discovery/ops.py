@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from chariot_migrate.model import keys
+from chariot_migrate.model import assets, keys
 from chariot_migrate.model.errors import bad_request, not_found
 from chariot_migrate.model.requests import (
     AssetAdd,
@@ -106,12 +106,7 @@ class AssetOps:
         for item in targets:
             if m.status:
                 item = self.set_asset_status(item, m.status, m.comment, body)
-            if m.attack_surface is not None or m.secret is not None:
-                extra: dict[str, Any] = {}
-                if m.attack_surface is not None:
-                    extra["attackSurface"] = [s for s in m.attack_surface if s]
-                if m.secret is not None:
-                    extra["secret"] = m.secret
+            if (extra := assets.update_fields(m.attack_surface, m.secret)) is not None:
                 item = self.upsert_asset(item["dns"], item["name"], status=None, body=body, extra=extra,
                                          kind=item.get("type", "asset"))
             out.append(item)

@@ -12,10 +12,11 @@ import uuid
 from contextvars import ContextVar
 from dataclasses import dataclass
 
+from ...observability import tracing
+
 CORRELATION_HEADER = "x-correlation-id"
 TRACEPARENT_HEADER = "traceparent"
 
-_TRACEPARENT = re.compile(r"^([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$")
 # Correlation ids come from clients: keep them short and printable so they cannot inject log lines.
 _CORRELATION_OK = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
 
@@ -37,15 +38,8 @@ class TraceContext:
 
 def parse_traceparent(value: str | None) -> TraceContext | None:
     """Parse a W3C ``traceparent``; None when absent or invalid (all-zero ids are invalid)."""
-    if not value:
-        return None
-    m = _TRACEPARENT.match(value.strip().lower())
-    if not m:
-        return None
-    version, trace_id, span_id, flags = m.groups()
-    if version == "ff" or trace_id == "0" * 32 or span_id == "0" * 16:
-        return None
-    return TraceContext(trace_id, span_id, flags)
+    parsed = tracing.parse_traceparent(value)
+    return TraceContext(*parsed) if parsed is not None else None
 
 
 def new_trace_context() -> TraceContext:

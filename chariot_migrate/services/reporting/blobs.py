@@ -12,17 +12,13 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from ...model.files import file_name_problem, object_key
-from ..kit.request import bad_request
+from ...model.files import checked_name, object_key
 
 PRESIGN_SECONDS = 3600
 
 
 def check_name(name: str | None) -> str:
-    problem = file_name_problem(name)
-    if problem or name is None:
-        raise bad_request(problem or "a file name is required")
-    return name
+    return checked_name(name)
 
 
 class BlobMissing(LookupError):
