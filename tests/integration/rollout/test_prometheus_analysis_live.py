@@ -125,7 +125,7 @@ def test_gates_read_a_real_prometheus_scraping_the_proxy(tmp_path, live, prom_bi
         with Load(proxy.url, pause_s=0.01) as load:
             wait_for(lambda: (prom.value(VOLUME.replace("{{service}}", "first").replace("{{window}}", "10s")) or 0)
                      >= 20, 45, "new-side requests in prometheus", interval=0.5)
-            time.sleep(2)
+            time.sleep(2)  # not a poll: two more 1 s scrapes inside the plan's own (shorter) window, for rate()
             out = run(tmp_path, "plan").stdout
             assert "ok  new-error-rate: 0 (threshold <= 0.05)" in out, out
             assert "new-requests:" in out and "(threshold >= 5)" in out
@@ -138,7 +138,7 @@ def test_gates_read_a_real_prometheus_scraping_the_proxy(tmp_path, live, prom_bi
             wait_for(lambda: load.statuses.get(("new", 500)), 20, "the new side's 500s at the client")
             err = ERROR_RATE.replace("{{service}}", "first").replace("{{window}}", "10s")
             wait_for(lambda: (prom.value(err) or 0) > 0.5, 45, "the error rate in prometheus", interval=0.5)
-            time.sleep(1)
+            time.sleep(1)  # not a poll: one more 1 s scrape, so the tick's window holds the failures too
             r = run(tmp_path, "rollout", "first", "--interval", "1", "--max-ticks", "1")
             assert "[rollback]" in r.stdout and "FAIL new-error-rate" in r.stdout, r.stdout
             assert percent(tmp_path, "first") == 25
