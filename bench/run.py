@@ -524,6 +524,14 @@ def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
+def _caused_by_interrupt(e: BaseException | None) -> bool:
+    while e is not None:
+        if isinstance(e, KeyboardInterrupt):
+            return True
+        e = e.__context__
+    return False
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__.splitlines()[0])
     g = p.add_mutually_exclusive_group()
@@ -565,6 +573,13 @@ def main(argv: list[str] | None = None) -> int:
         console.print(f"[red]bench failed:[/red] {e}")
         return 1
     except KeyboardInterrupt:
+        console.print("[yellow]interrupted: all started processes were stopped[/yellow]")
+        return 130
+    except RuntimeError as e:
+        # A signal landing inside uvloop's start leaves its loop "running": closing it then raises
+        # RuntimeError over the KeyboardInterrupt. Still an interrupt, and cleanup has run.
+        if not _caused_by_interrupt(e):
+            raise
         console.print("[yellow]interrupted: all started processes were stopped[/yellow]")
         return 130
     print_report(report, args.out)
