@@ -79,7 +79,10 @@ class AssetDiscoveryServicer(_GeneratedServicer):
                 while (page := await to_thread.run_sync(next, pages, None)) is not None:
                     for entity in page:
                         write = asyncio.ensure_future(context.write(asset_message(entity)))
-                        await asyncio.wait({write, end}, return_when=asyncio.FIRST_COMPLETED)
+                        while not write.done() and not end.done():
+                            await asyncio.wait({write, end}, timeout=0.5, return_when=asyncio.FIRST_COMPLETED)
+                            if context.cancelled() or context.done():  # in case no callback comes
+                                break
                         if not write.done():
                             write.cancel()
                             raise asyncio.CancelledError
