@@ -8,23 +8,11 @@ from strawberry.types import Info
 
 from .api import gateway, pick
 from .pages import Page, page_of
-from .risks import Risk, risks_by_dns  # Asset.risks: resolved by risk-assessment's module
+from .risks import GraphRow, Risk, risks_by_dns  # Asset.risks: resolved by risk-assessment's module
 
 
 @strawberry.type(description="An asset (`#asset#{dns}#{name}`), owned by asset-discovery.")
-class Asset:
-    key: str
-    dns: str | None
-    name: str | None
-    status: str | None
-    source: str | None
-    created: str | None
-    updated: str | None
-
-    @classmethod
-    def of(cls, row: dict) -> Asset:
-        return cls(**pick(row, ("key", "dns", "name", "status", "source", "created", "updated")))
-
+class Asset(GraphRow):
     @strawberry.field(description="Risks on this asset (risk-assessment), batched across assets.")
     async def risks(self, info: Info) -> list[Risk]:
         return [Risk.of(r) for r in await risks_by_dns(info).load(self.dns or "")]

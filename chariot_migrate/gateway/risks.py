@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Self
+
 import strawberry
 from strawberry.dataloader import DataLoader
 from strawberry.types import Info
@@ -10,8 +12,10 @@ from .api import gateway, pick
 from .pages import Page, page_of
 
 
-@strawberry.type(description="A risk on an asset, owned by risk-assessment.")
-class Risk:
+@strawberry.type
+class GraphRow:
+    """The fields an asset and a risk row share (`#kind#{dns}#{name}`); in the schema only through them."""
+
     key: str
     dns: str | None
     name: str | None
@@ -21,8 +25,13 @@ class Risk:
     updated: str | None
 
     @classmethod
-    def of(cls, row: dict) -> Risk:
+    def of(cls, row: dict) -> Self:
         return cls(**pick(row, ("key", "dns", "name", "status", "source", "created", "updated")))
+
+
+@strawberry.type(description="A risk on an asset, owned by risk-assessment.")
+class Risk(GraphRow):
+    pass
 
 
 def risks_by_dns(info: Info) -> DataLoader:
